@@ -1,0 +1,353 @@
+"""``Database``: the nodes, their health probe, the router, and the tenant
+transaction every query runs in.
+
+A tenant transaction costs one round trip to open: ``BEGIN`` and the
+transaction-local settings (``dbx.org_id``, ``dbx.user_id``,
+``statement_timeout``) go together in one simple-protocol message. Values are
+never interpolated as text: the org id is a parsed UUID and the user id is
+sent hex-encoded, so neither can break out of its literal.
+
+Must not: know table names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+import asyncpg
+
+from gateway.config import Settings
+from gateway.db.connection import StatementObserver, TenantConnection
+from gateway.db.health import HealthProbe
+from gateway.db.nodes import Breaker, Node
+from gateway.db.router import Intent, Route, Router
+from gateway.errors import (
+    PREPARED_STATEMENT_ERRORS,
+    GatewayError,
+    Unavailable,
+    classify_db_error,
+    is_connection_error,
+)
+
+log = logging.getLogger("dbx.db")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+__all__ = ["Database", "Intent", "TenantContext", "DbSession"]
+
+
+class TenantContext(Protocol):
+    """Who the transaction acts for (``gateway.auth.Principal`` is one)."""
+
+    @property
+    def org_id(self) -> uuid.UUID: ...
+
+    @property
+    def subject(self) -> str: ...
+
+
+def _setup_sql(tenant: TenantContext, timeout_ms: int, read_only: bool, comment: str) -> str:
+    org = str(uuid.UUID(str(tenant.org_id)))  # canonical form: hex digits and dashes only
+    user_hex = tenant.subject.encode("utf-8").hex()
+    mode = " READ ONLY" if read_only else ""
+    return (
+        f"BEGIN ISOLATION LEVEL READ COMMITTED{mode};"
+        f"SELECT set_config('dbx.org_id', '{org}', true),"
+        f" set_config('dbx.user_id', convert_from('\\x{user_hex}'::bytea, 'UTF8'), true),"
+        f" set_config('statement_timeout', '{int(timeout_ms)}', true){comment}"
+    )
+
+
+class Database:
+    """All nodes of one deployment, for the app's lifetime."""
+
+    def __init__(self, settings: Settings, *, observer: StatementObserver | None = None) -> None:
+        self.settings = settings
+        self.observer = observer
+
+        def node(name: str, role: str, dsn: str) -> Node:
+            return Node(
+                name=name,
+                role=role,  # type: ignore[arg-type]
+                dsn=dsn,
+                pool_min_size=settings.pool_min_size,
+                pool_max_size=settings.pool_max_size,
+                statement_cache_setting=settings.statement_cache,
+                connect_timeout_s=settings.connect_timeout_s,
+                breaker=Breaker(cooldown_s=settings.breaker_cooldown_s),
+            )
+
+        self.nodes = [node("primary", "primary", settings.primary_dsn)] + [
+            node(f"replica_{i}", "replica", dsn) for i, dsn in enumerate(settings.replica_dsns, 1)
+        ]
+        self.router = Router(
+            self.nodes,
+            max_replica_lag_s=settings.max_replica_lag_s,
+            analytics_primary_fallback=settings.analytics_primary_fallback,
+        )
+        self.probe = HealthProbe(
+            self.nodes, interval_s=settings.probe_interval_s, timeout_s=settings.connect_timeout_s
+        )
+        key_material = (settings.jwt_secret or settings.jwt_public_key or "").encode()
+        self._token_key = hashlib.sha256(b"dbx-consistency\0" + key_material).digest()
+
+    # -- lifecycle ---------------------------------------------------------
+    async def start(self) -> None:
+        """Probe every node once (a down node does not stop start-up), then
+        keep probing in the background."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.probe.probe_all(), timeout=self.settings.connect_timeout_s * 4)
+        self.probe.start()
+
+    async def close(self) -> None:
+        await self.probe.stop()
+        await asyncio.gather(*(n.close() for n in self.nodes), return_exceptions=True)
+
+    def describe(self) -> list[dict[str, object]]:
+        return [n.describe() for n in self.nodes]
+
+    # -- consistency tokens -------------------------------------------------
+    def make_token(self, lsn: int) -> str:
+        body = f"{lsn:x}"
+        mac = hmac.new(self._token_key, body.encode(), hashlib.sha256).hexdigest()[:16]
+        return f"1.{body}.{mac}"
+
+    def parse_token(self, token: str | None) -> int | None:
+        """The LSN in a token this deployment issued; None for anything else
+        (a forged or foreign token must not force reads onto the primary)."""
+        if not token:
+            return None
+        parts = token.strip().split(".")
+        if len(parts) != 3 or parts[0] != "1" or len(parts[1]) > 16:
+            return None
+        mac = hmac.new(self._token_key, parts[1].encode(), hashlib.sha256).hexdigest()[:16]
+        if not hmac.compare_digest(mac, parts[2]):
+            return None
+        try:
+            return int(parts[1], 16)
+        except ValueError:
+            return None
+
+    # -- transactions --------------------------------------------------------
+    def _timeout_ms(self, intent: Intent) -> int:
+        s = self.settings
+        return {"read": s.read_timeout_ms, "write": s.write_timeout_ms}.get(
+            intent, s.analytics_timeout_ms
+        )
+
+    @asynccontextmanager
+    async def _open(
+        self, route: Route, tenant: TenantContext, intent: Intent, min_lsn: int | None
+    ) -> AsyncIterator[TenantConnection]:
+        node = route.node
+        pool = node.pool
+        if pool is None:
+            raise Unavailable()
+        timeout_ms = self._timeout_ms(intent)
+        p0 = time.perf_counter()
+        node.pool_waiting += 1
+        try:
+            raw = await pool.acquire(timeout=self.settings.connect_timeout_s)
+        finally:
+            node.pool_waiting -= 1
+        node.in_use += 1
+        pool_wait = time.perf_counter() - p0
+        try:
+            if min_lsn is not None and node.role == "replica":
+                await self._wait_replayed(raw, min_lsn)
+            comment = self.observer.sql_comment() if self.observer is not None else ""
+            await raw.execute(_setup_sql(tenant, timeout_ms, intent != "write", comment))
+            conn = TenantConnection(
+                raw,
+                route,
+                intent,
+                timeout_s=timeout_ms / 1000 + 1.0,
+                pool_wait_s=pool_wait,
+                observer=self.observer,
+            )
+            try:
+                yield conn
+            except BaseException:
+                if not raw.is_closed():
+                    with contextlib.suppress(Exception):
+                        await raw.execute("ROLLBACK")
+                raise
+            await raw.execute("COMMIT")
+        finally:
+            node.in_use -= 1
+            await pool.release(raw)
+
+    async def _wait_replayed(self, raw: asyncpg.Connection, min_lsn: int) -> None:
+        deadline = time.monotonic() + self.settings.consistency_wait_ms / 1000
+        while True:
+            reached = await raw.fetchval(
+                "select coalesce((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint, 0) >= $1",
+                min_lsn,
+            )
+            if reached:
+                return
+            if time.monotonic() >= deadline:
+                raise _NotReplayed()
+            await asyncio.sleep(0.005)
+
+    def _fail_node(self, node: Node, exc: BaseException) -> None:
+        log.warning("node failed", extra={"node": node.name, "error": type(exc).__name__})
+        node.breaker.trip()
+        node.health.reachable = False
+        if node.pool is not None:
+            node.pool.expire_connections()
+
+    @asynccontextmanager
+    async def transaction(
+        self, tenant: TenantContext, intent: Intent, *, min_lsn: int | None = None
+    ) -> AsyncIterator[TenantConnection]:
+        """One tenant transaction, no retry (use ``run`` for retried reads).
+        Errors leave as ``GatewayError``."""
+        routes = self.router.routes(intent, min_lsn)
+        if not routes:
+            raise Unavailable()
+        route = routes[0]
+        try:
+            async with self._open(route, tenant, intent, min_lsn) as conn:
+                yield conn
+        except GatewayError:
+            raise
+        except _NotReplayed:
+            raise Unavailable("No node has caught up with your last write yet") from None
+        except PREPARED_STATEMENT_ERRORS as exc:
+            await route.node.disable_statement_cache()
+            raise Unavailable() from exc
+        except BaseException as exc:
+            if is_connection_error(exc):
+                self._fail_node(route.node, exc)
+            err = classify_db_error(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise err from exc
+
+    async def run(
+        self,
+        tenant: TenantContext,
+        intent: Intent,
+        fn: Callable[Concatenate[TenantConnection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``fn(conn, ...)`` in one tenant transaction. Reads and
+        analytics that fail on a connection-level error (or on a replica not
+        caught up with ``min_lsn``) are retried once on the next eligible
+        node; query errors are never retried; writes are never retried."""
+        min_lsn: int | None = kwargs.pop("min_lsn", None)  # type: ignore[assignment]
+        routes = self.router.routes(intent, min_lsn)
+        if not routes:
+            raise Unavailable()
+        attempts = 0
+        last: BaseException | None = None
+        for route in routes:
+            if not route.node.usable:
+                continue
+            attempts += 1
+            try:
+                async with self._open(route, tenant, intent, min_lsn) as conn:
+                    return await fn(conn, *args, **kwargs)
+            except _NotReplayed:
+                continue  # not an error: try the next candidate (ends with the primary)
+            except PREPARED_STATEMENT_ERRORS as exc:
+                await route.node.disable_statement_cache()
+                last = exc
+                if attempts > 2:
+                    break
+                continue
+            except GatewayError:
+                raise
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                if not is_connection_error(exc) and not isinstance(exc, TimeoutError):
+                    raise classify_db_error(exc) from exc
+                self._fail_node(route.node, exc)
+                last = exc
+                if intent == "write" or attempts >= 2:
+                    break
+        if last is not None:
+            raise Unavailable() from last
+        raise Unavailable()
+
+    async def current_wal_lsn(self, conn: TenantConnection) -> int:
+        value = await conn.raw.fetchval("select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
+        return int(value)
+
+    def session(self, tenant: TenantContext, token: str | None = None) -> DbSession:
+        return DbSession(self, tenant, self.parse_token(token))
+
+
+class _NotReplayed(Exception):
+    """The chosen replica has not replayed up to the request's token."""
+
+
+class DbSession:
+    """One request's view of the database: its tenant, the consistency it
+    asked for, and the WAL position of what it wrote."""
+
+    def __init__(self, db: Database, tenant: TenantContext, min_lsn: int | None) -> None:
+        self.db = db
+        self.tenant = tenant
+        self.min_lsn = min_lsn
+        self.written_lsn: int | None = None
+
+    async def read(
+        self,
+        fn: Callable[Concatenate[TenantConnection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        return await self.db.run(self.tenant, "read", fn, *args, min_lsn=self.min_lsn, **kwargs)
+
+    async def analytics(
+        self,
+        fn: Callable[Concatenate[TenantConnection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        return await self.db.run(
+            self.tenant, "analytics", fn, *args, min_lsn=self.min_lsn, **kwargs
+        )
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[TenantConnection]:
+        """A write transaction on the primary. After it commits, later reads of
+        this request (and the client, through the token) see its effects."""
+        async with self.db.transaction(self.tenant, "write") as conn:
+            yield conn
+        try:
+            lsn = await self._commit_lsn()
+        except Exception:  # the write committed; only the token is lost
+            log.warning("could not read the WAL position after a write")
+            return
+        self.written_lsn = max(self.written_lsn or 0, lsn)
+        self.min_lsn = max(self.min_lsn or 0, lsn)
+
+    async def _commit_lsn(self) -> int:
+        pool = self.db.router.primary.pool
+        if pool is None:
+            raise Unavailable()
+        async with pool.acquire(timeout=self.db.settings.connect_timeout_s) as raw:
+            return int(await raw.fetchval("select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"))
+
+    @property
+    def token(self) -> str | None:
+        return None if self.written_lsn is None else self.db.make_token(self.written_lsn)
+
+
+def _unused(*_: Any) -> None:  # keeps the Route import used for type readers
+    _ = Route

@@ -1,0 +1,144 @@
+"""Node health: a background probe per node.
+
+Each probe opens (once) a dedicated connection outside the request pool, so a
+saturated pool never makes a healthy node look dead, and reads: in recovery
+or not, the replay (or current) LSN, replay lag in seconds, and whether
+replay is paused. A replica found not in recovery (promoted) or a primary
+found in recovery is excluded and reported, never silently used.
+
+Must not: know table names, or route requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+import asyncpg
+
+from gateway.db.nodes import Node
+
+log = logging.getLogger("dbx.db.health")
+
+PROBE_SQL = """
+select pg_is_in_recovery() as in_recovery,
+       (case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
+             else pg_current_wal_lsn() end - '0/0'::pg_lsn)::bigint as wal_lsn,
+       case when not pg_is_in_recovery() then 0
+            when pg_last_wal_receive_lsn() is not null
+                 and pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
+            else extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp())
+       end::float8 as lag_s,
+       case when pg_is_in_recovery() then pg_is_wal_replay_paused() else false end as paused,
+       inet_server_addr()::text as addr,
+       inet_server_port() as port
+"""
+
+
+class HealthProbe:
+    """Probes every node each ``interval_s`` until stopped."""
+
+    def __init__(self, nodes: Sequence[Node], *, interval_s: float, timeout_s: float) -> None:
+        self.nodes = list(nodes)
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self._conns: dict[str, asyncpg.Connection] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.changed = asyncio.Event()
+
+    async def probe_all(self) -> None:
+        await asyncio.gather(*(self.probe(n) for n in self.nodes))
+        primary = next((n for n in self.nodes if n.role == "primary"), None)
+        head = primary.health.wal_lsn if primary and primary.health.reachable else None
+        for n in self.nodes:
+            if n.role == "replica" and head is not None and n.health.wal_lsn is not None:
+                n.health.lag_bytes = max(0, head - n.health.wal_lsn)
+            elif n.role == "primary":
+                n.health.lag_bytes = 0
+
+    async def probe(self, node: Node) -> None:
+        try:
+            row = await asyncio.wait_for(self._probe_row(node), timeout=self.timeout_s)
+        except Exception as exc:  # any failure means unreachable for now
+            await self._drop_conn(node)
+            was_up = node.health.reachable
+            node.health.reachable = False
+            node.health.error = type(exc).__name__
+            node.health.probed_at = time.monotonic()
+            node.breaker.trip()
+            if was_up:
+                log.warning("node down", extra={"node": node.name, "error": type(exc).__name__})
+            return
+        h = node.health
+        h.in_recovery = bool(row["in_recovery"])
+        h.wal_lsn = row["wal_lsn"]
+        h.lag_s = row["lag_s"]
+        h.replay_paused = bool(row["paused"])
+        h.probed_at = time.monotonic()
+        h.error = None
+        node.address = f"{row['addr']}:{row['port']}" if row["addr"] else node.address
+        if node.role == "replica" and not h.in_recovery:
+            node.excluded_reason = "replica is not in recovery (promoted?)"
+        elif node.role == "primary" and h.in_recovery:
+            node.excluded_reason = "primary is in recovery (demoted?)"
+        else:
+            node.excluded_reason = None
+        if not h.reachable or node.breaker.state != "closed":
+            if not node.breaker.may_probe_close():
+                return
+            try:
+                await asyncio.wait_for(node.ensure_pool(), timeout=self.timeout_s * 3)
+            except Exception as exc:
+                node.health.error = type(exc).__name__
+                node.breaker.trip()
+                return
+            if not h.reachable:
+                log.info("node up", extra={"node": node.name})
+            h.reachable = True
+            node.breaker.close()
+            self.changed.set()
+
+    async def _probe_row(self, node: Node) -> asyncpg.Record:
+        conn = self._conns.get(node.name)
+        if conn is None or conn.is_closed():
+            conn = await asyncpg.connect(
+                node.connect_dsn,
+                timeout=self.timeout_s,
+                statement_cache_size=0,
+                server_settings={"application_name": "dbx-gateway-probe"},
+            )
+            self._conns[node.name] = conn
+        row = await conn.fetchrow(PROBE_SQL)
+        if row is None:  # pragma: no cover - the query always returns a row
+            raise RuntimeError("empty probe")
+        return row
+
+    async def _drop_conn(self, node: Node) -> None:
+        conn = self._conns.pop(node.name, None)
+        if conn is not None:
+            conn.terminate()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="dbx-health-probe")
+
+    async def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.probe_all()
+            except Exception:  # never let the probe loop die
+                log.exception("health probe failed")
+            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for name in list(self._conns):
+            self._conns.pop(name).terminate()

@@ -1,0 +1,82 @@
+"""The router: which node serves an intent.
+
+- ``write``: the primary, always.
+- ``read``: a usable replica within the lag limit (fewest connections in use,
+  then lowest lag); the primary when none may serve.
+- ``analytics``: replicas only; the primary only when configured to.
+
+A request carrying a consistency token needs a replica whose replay position
+has reached it; that check is made on the chosen connection itself (see
+``Database``), the router only orders candidates.
+
+Must not: know table names or open connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from gateway.db.nodes import Node
+
+Intent = Literal["read", "write", "analytics"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One candidate node and why it was chosen (span attributes, logs)."""
+
+    node: Node
+    reason: str
+    lag_s: float | None
+
+
+class Router:
+    def __init__(
+        self,
+        nodes: Sequence[Node],
+        *,
+        max_replica_lag_s: float,
+        analytics_primary_fallback: bool,
+    ) -> None:
+        self.primary = next(n for n in nodes if n.role == "primary")
+        self.replicas = [n for n in nodes if n.role == "replica"]
+        self.max_replica_lag_s = max_replica_lag_s
+        self.analytics_primary_fallback = analytics_primary_fallback
+
+    def eligible_replicas(self, min_lsn: int | None = None) -> list[Node]:
+        out = []
+        for n in self.replicas:
+            if not n.usable:
+                continue
+            lag = n.health.lag_s
+            if lag is None or lag > self.max_replica_lag_s:
+                continue
+            out.append(n)
+        # Known to have replayed far enough first, then fewest in use, lowest lag.
+        out.sort(
+            key=lambda n: (
+                min_lsn is not None and (n.health.wal_lsn or 0) < min_lsn,
+                n.in_use,
+                n.health.lag_s or 0.0,
+            )
+        )
+        return out
+
+    def routes(self, intent: Intent, min_lsn: int | None = None) -> list[Route]:
+        """Candidates in order of preference; empty when nothing may serve."""
+        if intent == "write":
+            return [Route(self.primary, "write", 0.0)] if self.primary.usable else []
+        replicas = self.eligible_replicas(min_lsn)
+        out = [
+            Route(n, "consistent-replica" if min_lsn else "replica", n.health.lag_s)
+            for n in replicas
+        ]
+        fallback = intent == "read" or self.analytics_primary_fallback
+        if fallback and self.primary.usable:
+            reason = "primary-fallback" if not replicas else "primary-after-replicas"
+            if not self.replicas:
+                reason = "primary-no-replicas"
+            out.append(Route(self.primary, reason, 0.0))
+        return out
