@@ -1,0 +1,80 @@
+"""Fixtures over the real local stack (``deploy/local/stack``): no mocks.
+
+Tests create their own organizations with unique slugs and never delete
+other tests' data, so suites can run against a shared, seeded database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from gateway.config import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+STACK = REPO / "deploy" / "local" / "stack"
+
+
+def stack_status() -> dict[str, Any]:
+    out = subprocess.run(
+        [str(STACK), "status", "--json"], check=True, capture_output=True, text=True, timeout=60
+    )
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="session")
+def stack() -> dict[str, Any]:
+    return stack_status()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env(dict(os.environ))
+
+
+@pytest.fixture(scope="session")
+def owner_dsn(settings: Settings) -> str:
+    return settings.owner_dsn
+
+
+@pytest.fixture
+async def owner_conn(owner_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(owner_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+OrgFactory = Callable[..., Awaitable[uuid.UUID]]
+
+
+@pytest.fixture
+def make_org(owner_dsn: str) -> OrgFactory:
+    """Create an organization with a unique slug; returns its id."""
+
+    async def create(kind: str = "airline", name: str | None = None) -> uuid.UUID:
+        slug = f"t-{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(owner_dsn)
+        try:
+            value = await conn.fetchval(
+                "insert into dbx_aviation.organizations (name, slug, kind) "
+                "values ($1, $2, $3) returning id",
+                name or f"Test org {slug}",
+                slug,
+                kind,
+            )
+        finally:
+            await conn.close()
+        assert isinstance(value, uuid.UUID)
+        return value
+
+    return create
