@@ -348,6 +348,3 @@ class DbSession:
     def token(self) -> str | None:
         return None if self.written_lsn is None else self.db.make_token(self.written_lsn)
 
-
-def _unused(*_: Any) -> None:  # keeps the Route import used for type readers
-    _ = Route

@@ -28,8 +28,10 @@ select pg_is_in_recovery() as in_recovery,
        (case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
              else pg_current_wal_lsn() end - '0/0'::pg_lsn)::bigint as wal_lsn,
        case when not pg_is_in_recovery() then 0
+            -- caught up with everything received: no lag, however long
+            -- ago the last transaction was replayed (an idle primary)
             when pg_last_wal_receive_lsn() is not null
-                 and pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
+                 and pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() then 0
             else extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp())
        end::float8 as lag_s,
        case when pg_is_in_recovery() then pg_is_wal_replay_paused() else false end as paused,
