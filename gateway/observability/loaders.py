@@ -1,0 +1,93 @@
+"""One span per loader batch, linked to the spans that waited on it.
+
+``obs.traced_batch("aircraft_by_id")(batch_fn)`` wraps a batch function: each
+call runs in a span ``loader aircraft_by_id`` (its SQL spans nest under it)
+with ``dbx.loader.name`` and ``dbx.loader.batch_size``. Its parent is the
+context of the first ``load()`` of the batch (aiodataloader schedules the
+dispatch with ``call_soon``, which copies that context).
+
+Links: ``load()`` calls from other resolvers (other top-level fields, other
+list items running in their own tasks) are seen only if the loader notes them;
+``TracedDataLoader`` (an ``aiodataloader.DataLoader``) does, recording the
+span current at each ``load()``. A plain loader with a traced batch links to
+its parent only. Links are de-duplicated: a list of 50 flights asking for
+their aircraft from one top-level field gives one link, not 50.
+
+Must not: change the keys, values or errors of a batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from aiodataloader import DataLoader
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, Status, StatusCode, Tracer
+
+from gateway.observability.metrics import GatewayMetrics
+
+K = TypeVar("K")
+V = TypeVar("V")
+BatchFn = Callable[[Sequence[Any]], Awaitable[Sequence[Any]]]
+
+MAX_LINKS = 32
+
+
+class TracedBatch:
+    """A batch function wrapped in a span; also the place waiters are noted."""
+
+    def __init__(self, name: str, fn: BatchFn, tracer: Tracer, metrics: GatewayMetrics) -> None:
+        self.name = name
+        self.fn = fn
+        self.tracer = tracer
+        self.metrics = metrics
+        self._waiters: list[SpanContext] = []
+
+    def note_waiter(self) -> None:
+        """Remember the span current now as one that waits on the next batch."""
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid and len(self._waiters) < MAX_LINKS * 4:
+            self._waiters.append(ctx)
+
+    async def __call__(self, keys: Sequence[Any]) -> Sequence[Any]:
+        waiters, self._waiters = self._waiters, []
+        parent = trace.get_current_span().get_span_context()
+        seen: set[int] = set()
+        links: list[Link] = []
+        for ctx in (*waiters, parent):
+            if ctx.is_valid and ctx.span_id not in seen and len(links) < MAX_LINKS:
+                seen.add(ctx.span_id)
+                links.append(Link(ctx, {"dbx.link.kind": "waiter"}))
+        span = self.tracer.start_span(
+            f"loader {self.name}",
+            links=links,
+            attributes={"dbx.loader.name": self.name, "dbx.loader.batch_size": len(keys)},
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        p0 = time.perf_counter()
+        try:
+            return await self.fn(keys)
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
+            self.metrics.loader_batch_duration.observe(time.perf_counter() - p0, self.name)
+
+
+class TracedDataLoader(DataLoader[K, V]):
+    """An aiodataloader ``DataLoader`` whose batches are traced and linked to
+    every span that called ``load()``. Build with ``obs.dataloader(...)``."""
+
+    def __init__(self, traced: TracedBatch, **kwargs: Any) -> None:
+        super().__init__(batch_load_fn=traced, **kwargs)  # type: ignore[arg-type]
+        self._traced = traced
+
+    def load(self, key: K) -> Any:
+        if not self.cache or self.get_cache_key(key) not in self._cache:
+            self._traced.note_waiter()  # a cached key waits on no batch
+        return super().load(key)

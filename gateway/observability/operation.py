@@ -1,0 +1,235 @@
+"""The GraphQL operation span and the resolver spans that matter.
+
+Follows the OpenTelemetry GraphQL conventions: the span is named
+``{operation.type} {operation.name}`` and carries ``graphql.operation.type``
+and ``graphql.operation.name``. The document text is not recorded (inline
+literals are values too); ``graphql.document.hash`` (sha256, first 16 bytes in
+hex) identifies it instead. No variable, argument or result value is ever set
+on a span.
+
+Resolver spans: every top-level field gets a live span (SQL and loader spans
+under it nest there). A nested resolver costs two clock reads; only when it
+took longer than ``trace_resolver_min_ms`` is a span recorded after the fact,
+with its real start and end times and ``graphql.field.path``.
+
+Must not: change what a resolver returns or raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
+from inspect import isawaitable
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from strawberry.extensions import SchemaExtension
+
+from gateway.observability.metrics import GatewayMetrics
+
+if TYPE_CHECKING:
+    from graphql import GraphQLResolveInfo
+
+    Info = GraphQLResolveInfo[Any]
+
+log = logging.getLogger("dbx.observability")
+
+MAX_OPERATION_LABEL = 64
+
+
+class GraphQLTracing:
+    """Per-app state shared by every request's extension instance."""
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        metrics: GatewayMetrics,
+        *,
+        resolver_min_ms: float,
+        slow_operation_ms: float,
+    ) -> None:
+        self.tracer = tracer
+        self.metrics = metrics
+        self.resolver_min_ns = int(resolver_min_ms * 1_000_000)
+        self.slow_operation_s = slow_operation_ms / 1000
+        # Wall-clock time from the monotonic clock: one clock read per resolver.
+        self.wall0_ns = time.time_ns()
+        self.perf0_ns = time.perf_counter_ns()
+
+    def extension_factory(self) -> Callable[[], SchemaExtension]:
+        return partial(OperationTracing, tracing=self)
+
+    def wall_ns(self, perf_ns: int) -> int:
+        return self.wall0_ns + (perf_ns - self.perf0_ns)
+
+
+def document_hash(query: str | None) -> str:
+    return hashlib.sha256((query or "").encode()).hexdigest()[:32]
+
+
+def operation_label(name: str | None) -> str:
+    if not name:
+        return "anonymous"
+    return name[:MAX_OPERATION_LABEL]
+
+
+def field_path(info: Info) -> str:
+    return ".".join(str(key) for key in info.path.as_list())
+
+
+class OperationTracing(SchemaExtension):
+    """Built by Strawberry for each operation (``strawberry_extensions()``)."""
+
+    def __init__(self, *, tracing: GraphQLTracing, execution_context: Any = None) -> None:
+        self.tracing = tracing
+        self.min_ns = tracing.resolver_min_ns
+        if execution_context is not None:
+            self.execution_context = execution_context
+
+    def on_operation(self) -> Iterator[None]:
+        t = self.tracing
+        p0 = time.perf_counter()
+        span = t.tracer.start_span("graphql", kind=SpanKind.INTERNAL)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+            self._finish(span, time.perf_counter() - p0)
+
+    def _finish(self, span: trace.Span, elapsed: float) -> None:
+        ec = self.execution_context
+        t = self.tracing
+        name = ec.operation_name
+        try:
+            op_type = ec.operation_type.value
+        except Exception:  # no document, or the named operation is absent
+            op_type = "unknown"
+        if ec.pre_execution_errors:
+            outcome = "rejected"
+        elif ec.result is not None and ec.result.errors:
+            outcome = "error"
+        else:
+            outcome = "ok"
+        label = operation_label(name)
+        span.update_name(f"{op_type} {name}" if name else op_type)
+        if span.is_recording():
+            span.set_attribute("graphql.operation.type", op_type)
+            if name:
+                span.set_attribute("graphql.operation.name", name[:200])
+            span.set_attribute("graphql.document.hash", document_hash(ec.query))
+            span.set_attribute("dbx.graphql.outcome", outcome)
+            if outcome != "ok":
+                errors = ec.pre_execution_errors or (ec.result.errors if ec.result else None) or []
+                span.set_attribute("dbx.graphql.error_count", len(errors))
+                codes = sorted({_code(e) for e in errors})
+                span.set_attribute("dbx.graphql.error_codes", codes)
+                span.set_status(Status(StatusCode.ERROR, outcome))
+        span.end()
+        t.metrics.operations.inc(label, op_type, outcome)
+        t.metrics.operation_duration.observe(elapsed, label, op_type)
+        if elapsed >= t.slow_operation_s:
+            t.metrics.slow_operations.inc(label, op_type)
+            log.warning(
+                "slow graphql operation",
+                extra={
+                    "operation": label,
+                    "operation_type": op_type,
+                    "duration_ms": round(elapsed * 1000, 1),
+                    "threshold_ms": t.slow_operation_s * 1000,
+                    "document_hash": document_hash(ec.query),
+                },
+            )
+
+    # -- resolvers ---------------------------------------------------------
+    def resolve(
+        self,
+        _next: Callable[..., Any],
+        root: Any,
+        info: Info,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        if info.path.prev is None:
+            return self._top_level(_next, root, info, args, kwargs)
+        p0 = time.perf_counter_ns()
+        result = _next(root, info, *args, **kwargs)
+        if isawaitable(result):
+            return self._nested(result, info, p0)
+        p1 = time.perf_counter_ns()
+        if p1 - p0 >= self.min_ns:
+            self._record(info, p0, p1, None)
+        return result
+
+    async def _nested(self, result: Awaitable[Any], info: Info, p0: int) -> Any:
+        error: BaseException | None = None
+        try:
+            return await result
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            p1 = time.perf_counter_ns()
+            if p1 - p0 >= self.min_ns:
+                self._record(info, p0, p1, error)
+
+    def _record(self, info: Info, p0: int, p1: int, error: BaseException | None) -> None:
+        t = self.tracing
+        parent_type, field = info.parent_type.name, info.field_name
+        t.metrics.resolver_duration.observe((p1 - p0) / 1e9, parent_type, field)
+        span = t.tracer.start_span(
+            f"resolve {parent_type}.{field}",
+            start_time=t.wall_ns(p0),
+            attributes={
+                "graphql.field.name": field,
+                "graphql.field.parent_type": parent_type,
+                "graphql.field.path": field_path(info),
+            },
+        )
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        span.end(end_time=t.wall_ns(p1))
+
+    async def _top_level(
+        self,
+        _next: Callable[..., Any],
+        root: Any,
+        info: Info,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        t = self.tracing
+        parent_type, field = info.parent_type.name, info.field_name
+        p0 = time.perf_counter()
+        span = t.tracer.start_span(
+            f"resolve {parent_type}.{field}",
+            attributes={
+                "graphql.field.name": field,
+                "graphql.field.parent_type": parent_type,
+                "graphql.field.path": field_path(info),
+            },
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            result = _next(root, info, *args, **kwargs)
+            if isawaitable(result):
+                result = await result
+            return result
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
+            t.metrics.resolver_duration.observe(time.perf_counter() - p0, parent_type, field)
+
+
+def _code(error: Any) -> str:
+    ext = getattr(error, "extensions", None) or {}
+    code = ext.get("code") if isinstance(ext, dict) else None
+    return str(code) if code else "UNCLASSIFIED"
