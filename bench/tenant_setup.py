@@ -38,8 +38,9 @@ async def separate(conn: asyncpg.Connection, t: _Tenant) -> None:
     async with conn.transaction():
         await conn.fetchval(
             "select count(set_config(key, value, true)) from json_each_text($1::json)",
-            json.dumps({"dbx.org_id": str(t.org_id), "dbx.user_id": t.subject,
-                        "statement_timeout": "5000"}),
+            json.dumps(
+                {"dbx.org_id": str(t.org_id), "dbx.user_id": t.subject, "statement_timeout": "5000"}
+            ),
         )
         await conn.fetchval(LOOKUP, t.org_id)
 

@@ -35,7 +35,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_seed(args: argparse.Namespace) -> int:
     from gateway.admin.seed import SeedSize, seed
 
-    size = SeedSize(orgs=args.orgs, aircraft=args.aircraft, flights=args.flights, points=args.points)
+    size = SeedSize(
+        orgs=args.orgs, aircraft=args.aircraft, flights=args.flights, points=args.points
+    )
     report = asyncio.run(seed(_settings().owner_dsn, size, if_empty=args.if_empty))
     print(report)
     return 0
@@ -119,5 +121,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
-
-

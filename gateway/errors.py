@@ -103,7 +103,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,  # 57P01
     asyncpg.exceptions.CrashShutdownError,  # 57P02
     asyncpg.exceptions.TooManyConnectionsError,  # 53300
+    asyncpg.exceptions.PostgresConnectionError,  # class 08, e.g. PgBouncer's 08P01
     asyncpg.exceptions.InterfaceError,
+    # the protocol state broke along with the connection
+    asyncpg.exceptions.InternalClientError,
     ConnectionError,
     OSError,
 )
@@ -135,7 +138,9 @@ def classify_db_error(exc: BaseException) -> GatewayError:
         return exc
     if isinstance(exc, asyncpg.exceptions.QueryCanceledError):  # 57014 statement_timeout
         return Timeout()
-    if isinstance(exc, asyncpg.exceptions.SerializationError | asyncpg.exceptions.DeadlockDetectedError):
+    if isinstance(
+        exc, asyncpg.exceptions.SerializationError | asyncpg.exceptions.DeadlockDetectedError
+    ):
         return Conflict("The operation conflicted with a concurrent one; retry it")
     if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
         return Conflict("An object with the same unique key already exists")

@@ -78,3 +78,59 @@ def make_org(owner_dsn: str) -> OrgFactory:
         return value
 
     return create
+
+
+class NodeControl:
+    """Stops and starts stack nodes for fault injection; whatever a test
+    breaks is repaired at teardown, even when the test fails."""
+
+    def __init__(self, stack: dict[str, Any]) -> None:
+        self.stack = stack
+        self.stopped: set[str] = set()
+        self.paused: set[str] = set()
+
+    def admin_dsn(self, name: str) -> str:
+        for node in self.stack["nodes"]:
+            if node["name"] == name:
+                return str(node["admin_dsn"])
+        raise KeyError(name)
+
+    def stop(self, name: str) -> None:
+        self.stopped.add(name)
+        subprocess.run([str(STACK), "stop", name], check=True, capture_output=True, timeout=120)
+
+    def start(self, name: str) -> None:
+        subprocess.run([str(STACK), "start", name], check=True, capture_output=True, timeout=180)
+        self.stopped.discard(name)
+
+    async def pause_replay(self, name: str) -> None:
+        self.paused.add(name)
+        conn = await asyncpg.connect(self.admin_dsn(name))
+        try:
+            await conn.execute("select pg_wal_replay_pause()")
+        finally:
+            await conn.close()
+
+    async def resume_replay(self, name: str) -> None:
+        conn = await asyncpg.connect(self.admin_dsn(name))
+        try:
+            await conn.execute("select pg_wal_replay_resume()")
+        finally:
+            await conn.close()
+        self.paused.discard(name)
+
+    async def restore(self) -> None:
+        # the primary first, so replicas can stream again
+        for name in sorted(self.stopped, key=lambda n: n != "primary"):
+            self.start(name)
+        for name in list(self.paused):
+            await self.resume_replay(name)
+
+
+@pytest.fixture
+async def nodes(stack: dict[str, Any]) -> AsyncIterator[NodeControl]:
+    control = NodeControl(stack)
+    try:
+        yield control
+    finally:
+        await control.restore()

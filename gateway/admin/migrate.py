@@ -68,7 +68,9 @@ async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
             )
             applied = {
                 r["version"]: r
-                for r in await conn.fetch("select version, name, checksum from public.dbx_schema_migrations")
+                for r in await conn.fetch(
+                    "select version, name, checksum from public.dbx_schema_migrations"
+                )
             }
             done: list[str] = []
             for mig in migrations:
@@ -77,7 +79,8 @@ async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
                     if prior["checksum"] != mig.checksum:
                         raise MigrationError(
                             f"{mig.name} was changed after it was applied "
-                            f"(recorded checksum {prior['checksum'][:12]}, file {mig.checksum[:12]}); "
+                            f"(recorded checksum {prior['checksum'][:12]}, "
+                            f"file {mig.checksum[:12]}); "
                             "applied migrations are immutable: add a new migration instead"
                         )
                     continue

@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from gateway.db.router import Intent, Route
+
+
+RawConnection = asyncpg.Connection | PoolConnectionProxy
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ class TenantConnection:
 
     def __init__(
         self,
-        raw: asyncpg.Connection,
+        raw: RawConnection,
         route: Route,
         intent: Intent,
         *,
@@ -79,7 +83,9 @@ class TenantConnection:
     def _text(self, sql: str) -> str:
         return sql + self._comment if self._comment else sql
 
-    def _report(self, sql: str, t0: int, p0: float, rows: int | None, err: BaseException | None) -> None:
+    def _report(
+        self, sql: str, t0: int, p0: float, rows: int | None, err: BaseException | None
+    ) -> None:
         if self._observer is None:
             return
         node = self.route.node

@@ -21,12 +21,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 import asyncpg
 
 from gateway.config import Settings
-from gateway.db.connection import StatementObserver, TenantConnection
+from gateway.db.connection import RawConnection, StatementObserver, TenantConnection
 from gateway.db.health import HealthProbe
 from gateway.db.nodes import Breaker, Node
 from gateway.db.router import Intent, Route, Router
@@ -98,6 +98,7 @@ class Database:
         self.probe = HealthProbe(
             self.nodes, interval_s=settings.probe_interval_s, timeout_s=settings.connect_timeout_s
         )
+        self._background: set[asyncio.Task[None]] = set()
         key_material = (settings.jwt_secret or settings.jwt_public_key or "").encode()
         self._token_key = hashlib.sha256(b"dbx-consistency\0" + key_material).digest()
 
@@ -106,7 +107,9 @@ class Database:
         """Probe every node once (a down node does not stop start-up), then
         keep probing in the background."""
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.probe.probe_all(), timeout=self.settings.connect_timeout_s * 4)
+            await asyncio.wait_for(
+                self.probe.probe_all(), timeout=self.settings.connect_timeout_s * 4
+            )
         self.probe.start()
 
     async def close(self) -> None:
@@ -185,9 +188,12 @@ class Database:
             await raw.execute("COMMIT")
         finally:
             node.in_use -= 1
-            await pool.release(raw)
+            try:
+                await pool.release(raw)
+            except Exception:  # a broken connection: the pool already dropped it
+                log.debug("release failed", exc_info=True)
 
-    async def _wait_replayed(self, raw: asyncpg.Connection, min_lsn: int) -> None:
+    async def _wait_replayed(self, raw: RawConnection, min_lsn: int) -> None:
         deadline = time.monotonic() + self.settings.consistency_wait_ms / 1000
         while True:
             reached = await raw.fetchval(
@@ -205,7 +211,10 @@ class Database:
         node.breaker.trip()
         node.health.reachable = False
         if node.pool is not None:
-            node.pool.expire_connections()
+            # close idle connections now; busy ones are closed when released
+            task = asyncio.get_running_loop().create_task(node.pool.expire_connections())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     @asynccontextmanager
     async def transaction(
@@ -239,6 +248,7 @@ class Database:
         self,
         tenant: TenantContext,
         intent: Intent,
+        min_lsn: int | None,
         fn: Callable[Concatenate[TenantConnection, P], Awaitable[T]],
         *args: P.args,
         **kwargs: P.kwargs,
@@ -247,7 +257,6 @@ class Database:
         analytics that fail on a connection-level error (or on a replica not
         caught up with ``min_lsn``) are retried once on the next eligible
         node; query errors are never retried; writes are never retried."""
-        min_lsn: int | None = kwargs.pop("min_lsn", None)  # type: ignore[assignment]
         routes = self.router.routes(intent, min_lsn)
         if not routes:
             raise Unavailable()
@@ -311,7 +320,7 @@ class DbSession:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        return await self.db.run(self.tenant, "read", fn, *args, min_lsn=self.min_lsn, **kwargs)
+        return await self.db.run(self.tenant, "read", self.min_lsn, fn, *args, **kwargs)
 
     async def analytics(
         self,
@@ -319,9 +328,7 @@ class DbSession:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        return await self.db.run(
-            self.tenant, "analytics", fn, *args, min_lsn=self.min_lsn, **kwargs
-        )
+        return await self.db.run(self.tenant, "analytics", self.min_lsn, fn, *args, **kwargs)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[TenantConnection]:
@@ -347,4 +354,3 @@ class DbSession:
     @property
     def token(self) -> str | None:
         return None if self.written_lsn is None else self.db.make_token(self.written_lsn)
-

@@ -35,7 +35,7 @@ select pg_is_in_recovery() as in_recovery,
             else extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp())
        end::float8 as lag_s,
        case when pg_is_in_recovery() then pg_is_wal_replay_paused() else false end as paused,
-       inet_server_addr()::text as addr,
+       host(inet_server_addr()) as addr,
        inet_server_port() as port
 """
 

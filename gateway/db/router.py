@@ -44,6 +44,7 @@ class Router:
         self.replicas = [n for n in nodes if n.role == "replica"]
         self.max_replica_lag_s = max_replica_lag_s
         self.analytics_primary_fallback = analytics_primary_fallback
+        self._turn = 0  # rotates ties so idle replicas share sequential load
 
     def eligible_replicas(self, min_lsn: int | None = None) -> list[Node]:
         out = []
@@ -54,12 +55,17 @@ class Router:
             if lag is None or lag > self.max_replica_lag_s:
                 continue
             out.append(n)
-        # Known to have replayed far enough first, then fewest in use, lowest lag.
+        self._turn += 1
+        turn, count = self._turn, max(1, len(self.replicas))
+        # Known to have replayed far enough first (a paused replica last),
+        # then fewest connections in use, lower lag (to 0.1 s), then in turn.
         out.sort(
             key=lambda n: (
                 min_lsn is not None and (n.health.wal_lsn or 0) < min_lsn,
+                min_lsn is not None and n.health.replay_paused,
                 n.in_use,
-                n.health.lag_s or 0.0,
+                round(n.health.lag_s or 0.0, 1),
+                (self.replicas.index(n) - turn) % count,
             )
         )
         return out

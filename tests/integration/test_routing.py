@@ -1,0 +1,251 @@
+"""Read-replica routing against the real stack (primary, 2 replicas, PgBouncer):
+where each intent runs, lag-aware exclusion, read-your-writes, and what
+happens when nodes fail. Node faults are injected with
+``deploy/local/stack stop/start`` and repaired at teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from gateway.auth import Principal
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.db.connection import TenantConnection
+from gateway.errors import Unavailable
+
+pytestmark = pytest.mark.slow
+
+
+async def where(conn: TenantConnection) -> tuple[str, int]:
+    port = await conn.fetchval("select inet_server_port()")
+    return conn.node_name, int(port)
+
+
+async def count_aircraft(conn: TenantConnection, org_id: uuid.UUID) -> int:
+    return int(
+        await conn.fetchval("select count(*) from dbx_aviation.aircraft where org_id = $1", org_id)
+    )
+
+
+async def find_aircraft(conn: TenantConnection, org_id: uuid.UUID, reg: str) -> bool:
+    row = await conn.fetchval(
+        "select 1 from dbx_aviation.aircraft where org_id = $1 and registration = $2", org_id, reg
+    )
+    return row is not None
+
+
+async def insert_aircraft(conn: TenantConnection, org_id: uuid.UUID, reg: str) -> uuid.UUID:
+    value = await conn.fetchval(
+        "insert into dbx_aviation.aircraft (org_id, registration, manufacturer, model) "
+        "values ($1, $2, 'Cessna', '172S') returning id",
+        org_id,
+        reg,
+    )
+    assert isinstance(value, uuid.UUID)
+    return value
+
+
+def fast(settings: Settings, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "probe_interval_s": 0.2,
+        "breaker_cooldown_s": 0.5,
+        "connect_timeout_s": 1.0,
+    }
+    base.update(overrides)
+    return dataclasses.replace(settings, **base)
+
+
+@pytest.fixture
+async def org(make_org: Any) -> uuid.UUID:
+    return await make_org()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(fast(settings))
+    await database.start()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def principal(org_id: uuid.UUID) -> Principal:
+    return Principal(org_id=org_id, subject="routing-test", roles=frozenset({"admin"}))
+
+
+async def wait_until(predicate: Any, timeout: float = 20.0, step: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_reads_and_analytics_run_on_replicas_writes_on_primary(
+    db: Database, org: uuid.UUID
+) -> None:
+    session = db.session(principal(org))
+    reads = Counter([(await session.read(where))[0] for _ in range(60)])
+    analytics = Counter([(await session.analytics(where))[0] for _ in range(20)])
+    async with session.write() as conn:
+        written = await where(conn)
+    assert set(reads) == {"replica_1", "replica_2"}, reads
+    assert set(analytics) <= {"replica_1", "replica_2"}, analytics
+    assert written == ("primary", 55432)
+
+
+async def test_replica_killed_under_load_loses_no_request_and_is_used_again(
+    db: Database, org: uuid.UUID, nodes: Any
+) -> None:
+    session = db.session(principal(org))
+    served: Counter[str] = Counter()
+    failures: list[BaseException] = []
+    stop_at = time.monotonic() + 12
+
+    async def client() -> None:
+        while time.monotonic() < stop_at:
+            try:
+                served[(await session.read(where))[0]] += 1
+            except Exception as exc:  # counted, not raised: the test asserts zero
+                failures.append(exc)
+
+    load = asyncio.gather(*(client() for _ in range(8)))
+    await asyncio.sleep(2)
+    nodes.stop("replica_1")  # pg_ctl stop -m immediate
+    stopped_at = time.monotonic()
+    await wait_until(lambda: not db.nodes[1].usable, timeout=5)
+    excluded_after = time.monotonic() - stopped_at
+    before = served["replica_1"]
+    await asyncio.sleep(2)
+    assert served["replica_1"] == before, "a dead replica kept receiving reads"
+    nodes.start("replica_1")
+    await wait_until(lambda: db.nodes[1].usable, timeout=20)
+    await load
+    after = Counter([(await session.read(where))[0] for _ in range(40)])
+    assert failures == [], [(f, repr(f.__cause__)) for f in failures[:3]]
+    assert excluded_after < 5 * db.settings.probe_interval_s + 1.0
+    assert after["replica_1"] > 0, "the replica was not used again after it came back"
+
+
+async def test_lagging_replica_is_skipped_and_tokens_always_read_your_writes(
+    settings: Settings, org: uuid.UUID, nodes: Any
+) -> None:
+    db = Database(fast(settings, max_replica_lag_s=1.0))
+    await db.start()
+    try:
+        session = db.session(principal(org))
+        await nodes.pause_replay("replica_1")
+        # keep writing so replica_1's replay lag grows past the threshold
+        for i in range(40):
+            async with session.write() as conn:
+                await insert_aircraft(conn, org, f"LAG{i:04d}")
+            await asyncio.sleep(0.05)
+        await wait_until(lambda: (db.nodes[1].health.lag_s or 0) > 1.0, timeout=10)
+        await asyncio.sleep(3 * db.settings.probe_interval_s)
+        served = Counter([(await session.read(where))[0] for _ in range(50)])
+        assert served["replica_1"] == 0, served
+        assert served["replica_2"] > 0, served
+    finally:
+        await db.close()
+
+
+async def test_read_your_writes_with_token_never_misses_while_without_may_be_stale(
+    settings: Settings, org: uuid.UUID, nodes: Any
+) -> None:
+    # a generous lag limit keeps the paused replica eligible: only the token
+    # protects the reader from it
+    db = Database(fast(settings, max_replica_lag_s=3600.0))
+    await db.start()
+    try:
+        await nodes.pause_replay("replica_1")
+        misses = stale = 0
+        tries = 1000
+        for i in range(tries):
+            writer = db.session(principal(org))
+            reg = f"RYW{i:05d}"
+            async with writer.write() as conn:
+                await insert_aircraft(conn, org, reg)
+            token = writer.token
+            assert token is not None
+            if not await db.session(principal(org), token).read(find_aircraft, org, reg):
+                misses += 1
+            if i % 10 == 0 and not await db.session(principal(org)).read(find_aircraft, org, reg):
+                stale += 1
+        assert misses == 0
+        assert stale > 0, "without the token the paused replica should have served stale reads"
+    finally:
+        await db.close()
+
+
+async def test_primary_down_reads_continue_writes_fail_fast_and_acknowledged_writes_survive(
+    db: Database, org: uuid.UUID, nodes: Any, owner_dsn: str
+) -> None:
+    session = db.session(principal(org))
+    acknowledged: list[uuid.UUID] = []
+    for i in range(20):
+        async with session.write() as conn:
+            acknowledged.append(await insert_aircraft(conn, org, f"ACK{i:04d}"))
+    nodes.stop("primary")
+    await wait_until(lambda: not db.nodes[0].usable, timeout=5)
+    read_errors = 0
+    for _ in range(50):
+        try:
+            await db.session(principal(org)).read(count_aircraft, org)
+        except Exception:
+            read_errors += 1
+    t0 = time.monotonic()
+    with pytest.raises(Unavailable):
+        async with db.session(principal(org)).write() as conn:
+            await insert_aircraft(conn, org, "NOPE1")
+    write_fail_s = time.monotonic() - t0
+    nodes.start("primary")
+    await wait_until(lambda: db.nodes[0].usable, timeout=30)
+    async with db.session(principal(org)).write() as conn:
+        acknowledged.append(await insert_aircraft(conn, org, "AFTER1"))
+    owner = await asyncpg.connect(owner_dsn)
+    try:
+        present = {
+            r["id"]
+            for r in await owner.fetch(
+                "select id from dbx_aviation.aircraft where org_id = $1", org
+            )
+        }
+    finally:
+        await owner.close()
+    assert read_errors == 0
+    assert write_fail_s < 1.0, write_fail_s
+    assert set(acknowledged) <= present
+
+
+async def test_all_replicas_down_reads_use_primary_analytics_unavailable_unless_allowed(
+    settings: Settings, org: uuid.UUID, nodes: Any
+) -> None:
+    strict = Database(fast(settings))
+    lenient = Database(fast(settings, analytics_primary_fallback=True))
+    await strict.start()
+    await lenient.start()
+    try:
+        nodes.stop("replica_1")
+        nodes.stop("replica_2")
+        await wait_until(
+            lambda: not any(n.usable for n in strict.nodes[1:] + lenient.nodes[1:]), timeout=5
+        )
+        assert (await strict.session(principal(org)).read(where))[0] == "primary"
+        with pytest.raises(Unavailable):
+            await strict.session(principal(org)).analytics(where)
+        assert (await lenient.session(principal(org)).analytics(where))[0] == "primary"
+    finally:
+        await strict.close()
+        await lenient.close()
