@@ -110,12 +110,13 @@ class Observability:
         for ``strawberry.Schema(extensions=...)``, one instance per operation."""
         return [self._graphql.extension_factory()]
 
-    def traced_batch(self, name: str) -> Callable[[BatchFn], TracedBatch]:
-        """``obs.traced_batch("aircraft_by_id")(batch_fn)``: a batch function
-        whose every call is one span (see ``loaders.py``)."""
+    def traced_batch(self, name: str) -> Callable[[BatchFn], BatchFn]:
+        """``obs.traced_batch("aircraft_by_id")(batch_fn)``: a coroutine
+        function (what ``aiodataloader`` demands) whose every call is one span
+        (see ``loaders.py``); its ``__self__`` is the ``TracedBatch``."""
 
-        def wrap(fn: BatchFn) -> TracedBatch:
-            return TracedBatch(name, fn, self.tracer, self.metrics)
+        def wrap(fn: BatchFn) -> BatchFn:
+            return TracedBatch(name, fn, self.tracer, self.metrics).__call__
 
         return wrap
 

@@ -84,10 +84,13 @@ class TracedDataLoader(DataLoader[K, V]):
     every span that called ``load()``. Build with ``obs.dataloader(...)``."""
 
     def __init__(self, traced: TracedBatch, **kwargs: Any) -> None:
-        super().__init__(batch_load_fn=traced, **kwargs)  # type: ignore[arg-type]
+        super().__init__(batch_load_fn=traced.__call__, **kwargs)  # type: ignore[arg-type]
         self._traced = traced
 
     def load(self, key: K) -> Any:
-        if not self.cache or self.get_cache_key(key) not in self._cache:
-            self._traced.note_waiter()  # a cached key waits on no batch
+        cached = self._cache.get(self.get_cache_key(key)) if self.cache else None
+        if cached is None or (not cached.done() and self._queue):
+            # A cached key waits too while its batch is still queued; a done
+            # one waits on nothing.
+            self._traced.note_waiter()
         return super().load(key)

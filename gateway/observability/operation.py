@@ -94,13 +94,23 @@ class OperationTracing(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         t = self.tracing
         p0 = time.perf_counter()
+        self._tops: dict[str | int, _TopField] = {}
+        self._executed = False
         span = t.tracer.start_span("graphql", kind=SpanKind.INTERNAL)
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             yield
         finally:
             otel_context.detach(token)
+            self._end_top_fields()
             self._finish(span, time.perf_counter() - p0)
+
+    def on_execute(self) -> Iterator[None]:
+        self._executed = True
+        try:
+            yield
+        finally:
+            self._end_top_fields()
 
     def _finish(self, span: trace.Span, elapsed: float) -> None:
         ec = self.execution_context
@@ -110,12 +120,8 @@ class OperationTracing(SchemaExtension):
             op_type = ec.operation_type.value
         except Exception:  # no document, or the named operation is absent
             op_type = "unknown"
-        if ec.pre_execution_errors:
-            outcome = "rejected"
-        elif ec.result is not None and ec.result.errors:
-            outcome = "error"
-        else:
-            outcome = "ok"
+        errors = ec.pre_execution_errors or (ec.result.errors if ec.result else None)
+        outcome = ("error" if self._executed else "rejected") if errors else "ok"
         label = operation_label(name)
         span.update_name(f"{op_type} {name}" if name else op_type)
         if span.is_recording():
@@ -125,7 +131,7 @@ class OperationTracing(SchemaExtension):
             span.set_attribute("graphql.document.hash", document_hash(ec.query))
             span.set_attribute("dbx.graphql.outcome", outcome)
             if outcome != "ok":
-                errors = ec.pre_execution_errors or (ec.result.errors if ec.result else None) or []
+                errors = errors or []
                 span.set_attribute("dbx.graphql.error_count", len(errors))
                 codes = sorted({_code(e) for e in errors})
                 span.set_attribute("dbx.graphql.error_codes", codes)
@@ -147,6 +153,10 @@ class OperationTracing(SchemaExtension):
             )
 
     # -- resolvers ---------------------------------------------------------
+    # A top-level field's span stays open until execution ends, and ends at
+    # the last end of the nested resolvers under it: graphql-core resolves a
+    # field's children after its resolver has returned, so the resolver's own
+    # return would cut the span short of the work it caused.
     def resolve(
         self,
         _next: Callable[..., Any],
@@ -163,10 +173,20 @@ class OperationTracing(SchemaExtension):
             return self._nested(result, info, p0)
         p1 = time.perf_counter_ns()
         if p1 - p0 >= self.min_ns:
-            self._record(info, p0, p1, None)
+            self._record(info, p0, p1, None, self._top_of(info))
         return result
 
+    def _top_of(self, info: Info) -> _TopField | None:
+        path = info.path
+        while path.prev is not None:
+            path = path.prev
+        return self._tops.get(path.key)
+
     async def _nested(self, result: Awaitable[Any], info: Info, p0: int) -> Any:
+        # Runs the resolver under its top-level field's span, so its loader
+        # batches and SQL statements nest there and not under the operation.
+        top = self._top_of(info)
+        token = otel_context.attach(top.context) if top is not None else None
         error: BaseException | None = None
         try:
             return await result
@@ -175,15 +195,22 @@ class OperationTracing(SchemaExtension):
             raise
         finally:
             p1 = time.perf_counter_ns()
+            if top is not None and p1 > top.last_ns:
+                top.last_ns = p1
             if p1 - p0 >= self.min_ns:
-                self._record(info, p0, p1, error)
+                self._record(info, p0, p1, error, top)
+            if token is not None:
+                otel_context.detach(token)
 
-    def _record(self, info: Info, p0: int, p1: int, error: BaseException | None) -> None:
+    def _record(
+        self, info: Info, p0: int, p1: int, error: BaseException | None, top: _TopField | None
+    ) -> None:
         t = self.tracing
         parent_type, field = info.parent_type.name, info.field_name
         t.metrics.resolver_duration.observe((p1 - p0) / 1e9, parent_type, field)
         span = t.tracer.start_span(
             f"resolve {parent_type}.{field}",
+            context=top.context if top is not None else None,
             start_time=t.wall_ns(p0),
             attributes={
                 "graphql.field.name": field,
@@ -205,16 +232,19 @@ class OperationTracing(SchemaExtension):
     ) -> Any:
         t = self.tracing
         parent_type, field = info.parent_type.name, info.field_name
-        p0 = time.perf_counter()
+        p0 = time.perf_counter_ns()
         span = t.tracer.start_span(
             f"resolve {parent_type}.{field}",
+            start_time=t.wall_ns(p0),
             attributes={
                 "graphql.field.name": field,
                 "graphql.field.parent_type": parent_type,
                 "graphql.field.path": field_path(info),
             },
         )
-        token = otel_context.attach(trace.set_span_in_context(span))
+        top = _TopField(span, trace.set_span_in_context(span), parent_type, field, p0)
+        self._tops[info.path.key] = top
+        token = otel_context.attach(top.context)
         try:
             result = _next(root, info, *args, **kwargs)
             if isawaitable(result):
@@ -225,8 +255,30 @@ class OperationTracing(SchemaExtension):
             raise
         finally:
             otel_context.detach(token)
-            span.end()
-            t.metrics.resolver_duration.observe(time.perf_counter() - p0, parent_type, field)
+            top.last_ns = max(top.last_ns, time.perf_counter_ns())
+
+    def _end_top_fields(self) -> None:
+        t = self.tracing
+        tops, self._tops = self._tops, {}
+        for top in tops.values():
+            top.span.end(end_time=t.wall_ns(top.last_ns))
+            t.metrics.resolver_duration.observe(
+                (top.last_ns - top.p0) / 1e9, top.parent_type, top.field
+            )
+
+
+class _TopField:
+    __slots__ = ("span", "context", "parent_type", "field", "p0", "last_ns")
+
+    def __init__(
+        self, span: trace.Span, context: otel_context.Context, parent_type: str, field: str, p0: int
+    ) -> None:
+        self.span = span
+        self.context = context
+        self.parent_type = parent_type
+        self.field = field
+        self.p0 = p0
+        self.last_ns = p0
 
 
 def _code(error: Any) -> str:
