@@ -22,4 +22,5 @@ class Context:
     settings: Settings
     request_id: str
     loaders: Any = None  # gateway.api.loaders.Loaders, built per request
+    document: Any = None  # graphql DocumentNode already parsed, limit-checked, validated
     extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,224 @@
+"""GraphQL over HTTP and the NDJSON ingest route: request decoding, batch and
+method rules, the document cache, the per-operation context (principal,
+database session, loaders), and the JSON answer with its status code and
+consistency token.
+
+Must not: write SQL; the principal and request id come from the app's
+middleware (``request.state``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import OperationType
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from strawberry.http.ides import get_graphql_ide_html
+
+from gateway.api.context import Context
+from gateway.api.documents import DocumentCache
+from gateway.api.errors import format_error, gateway_error_json, status_for
+from gateway.api.ingest import ingest
+from gateway.api.loaders import Loaders
+from gateway.api.schema import GatewaySchema
+from gateway.auth import Principal
+from gateway.config import Settings
+from gateway.db.database import Database, DbSession
+from gateway.errors import BadUserInput, Forbidden, GatewayError, QueryTooComplex
+
+CONSISTENCY_HEADER = "X-DBX-Consistency"
+JSON_TYPE = "application/json"
+
+
+class MethodNotAllowed(GatewayError):
+    code = "BAD_USER_INPUT"
+    http_status = 405
+    default_message = "Mutations must use POST"
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON_TYPE, headers=headers)
+
+
+def error_response(err: GatewayError, request_id: str | None = None) -> Response:
+    headers: dict[str, str] = {}
+    if err.http_status == 503:
+        headers["Retry-After"] = "1"
+    if err.http_status == 405:
+        headers["Allow"] = "POST"
+    return json_response(
+        {"errors": [gateway_error_json(err, request_id)]}, err.http_status, headers
+    )
+
+
+@dataclass
+class GraphQLHttp:
+    schema: GatewaySchema
+    documents: DocumentCache
+    settings: Settings
+    db: Database
+
+    # -- /graphql --------------------------------------------------------------
+    async def graphql(self, request: Request) -> Response:
+        request_id: str = request.state.request_id
+        try:
+            if request.method == "GET":
+                if "query" not in request.query_params and _wants_html(request):
+                    if self.settings.is_prod:
+                        raise BadUserInput("The GraphQL IDE is disabled")
+                    return HTMLResponse(get_graphql_ide_html())
+                ops, batched = [_get_operation(request)], False
+            else:
+                ops, batched = await self._post_operations(request)
+            session = self.db.session(
+                request.state.principal, request.headers.get(CONSISTENCY_HEADER)
+            )
+            results = []
+            status = 200
+            for op in ops:
+                body, op_status = await self._run(request, session, op)
+                results.append(body)
+                status = op_status if not batched else 200
+        except GatewayError as err:
+            return error_response(err, request_id)
+        headers = {CONSISTENCY_HEADER: session.token} if session.token else {}
+        headers.update({"Retry-After": "1"} if status == 503 else {})
+        return json_response(results if batched else results[0], status, headers)
+
+    async def _post_operations(self, request: Request) -> tuple[list[dict[str, Any]], bool]:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in (JSON_TYPE, "application/graphql-response+json"):
+            raise BadUserInput("Content-Type must be application/json")
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise BadUserInput("The body is not valid JSON") from None
+        if isinstance(payload, list):
+            if not payload:
+                raise BadUserInput("Empty batch")
+            if len(payload) > self.settings.limits.max_operations:
+                raise QueryTooComplex(
+                    f"A batch may hold at most {self.settings.limits.max_operations} operations"
+                )
+            return [_check_operation(p) for p in payload], True
+        return [_check_operation(payload)], False
+
+    async def _run(
+        self, request: Request, session: DbSession, op: dict[str, Any]
+    ) -> tuple[dict[str, Any], int]:
+        request_id: str = request.state.request_id
+        prod = self.settings.is_prod
+        prepared = self.documents.get(op["query"])
+        if prepared.errors:
+            errors = [gateway_error_json(e) for e in prepared.errors]
+            return {"errors": errors}, 400
+        op_type = prepared.operation_type(op["operationName"])
+        if request.method == "GET" and op_type is not OperationType.QUERY:
+            raise MethodNotAllowed()
+        principal: Principal = request.state.principal
+        ctx = Context(
+            principal=principal,
+            db=session,
+            settings=self.settings,
+            request_id=request_id,
+            loaders=Loaders(session, principal.org_id),
+            document=prepared.document,
+        )
+        result = await self.schema.execute(
+            op["query"],
+            variable_values=op["variables"],
+            context_value=ctx,
+            operation_name=op["operationName"],
+        )
+        body: dict[str, Any] = {}
+        errors = [format_error(e, request_id, prod=prod) for e in result.errors or []]
+        if errors:
+            body["errors"] = errors
+        body["data"] = result.data
+        extensions = dict(result.extensions or {})
+        if op_type is OperationType.MUTATION and session.token:
+            extensions["consistency"] = session.token
+        if extensions:
+            body["extensions"] = extensions
+        return body, status_for(errors, result.data)
+
+    # -- /v1/flights/{flightId}/telemetry -----------------------------------------
+    async def ingest_ndjson(self, request: Request) -> Response:
+        request_id: str = request.state.request_id
+        principal: Principal = request.state.principal
+        try:
+            if not principal.can("write"):
+                raise Forbidden("Your role does not allow 'write'")
+            try:
+                flight_id = uuid.UUID(request.path_params["flight_id"])
+            except ValueError:
+                raise BadUserInput("flightId is not a valid id") from None
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype not in ("application/x-ndjson", "application/jsonl", "application/json-seq"):
+                raise BadUserInput("Content-Type must be application/x-ndjson")
+            session = self.db.session(principal, request.headers.get(CONSISTENCY_HEADER))
+            out = await ingest(
+                session, principal, self.settings, flight_id, _ndjson(request), source="ndjson"
+            )
+        except GatewayError as err:
+            return error_response(err, request_id)
+        headers = {CONSISTENCY_HEADER: session.token} if session.token else {}
+        return json_response(out.as_json(), 200, headers)
+
+
+async def _ndjson(request: Request) -> AsyncIterator[tuple[int, Any]]:
+    """``(line index, decoded object)`` per line, streamed; blank lines are
+    skipped but keep their index."""
+    pending = b""
+    index = 0
+    async for chunk in request.stream():
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield index, _decode_line(line)
+            index += 1
+    if pending.strip():
+        yield index, _decode_line(pending)
+
+
+def _decode_line(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "line is not valid JSON"  # validate_point rejects non-objects
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _get_operation(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    variables: Any = None
+    if q.get("variables"):
+        try:
+            variables = orjson.loads(q["variables"])
+        except orjson.JSONDecodeError:
+            raise BadUserInput("variables is not valid JSON") from None
+    return _check_operation(
+        {"query": q.get("query"), "variables": variables, "operationName": q.get("operationName")}
+    )
+
+
+def _check_operation(op: Any) -> dict[str, Any]:
+    if not isinstance(op, dict):
+        raise BadUserInput("Each operation must be a JSON object")
+    query, variables, name = op.get("query"), op.get("variables"), op.get("operationName")
+    if not isinstance(query, str) or not query.strip():
+        raise BadUserInput("query must be a non-empty string")
+    if variables is not None and not isinstance(variables, dict):
+        raise BadUserInput("variables must be a JSON object")
+    if name is not None and not isinstance(name, str):
+        raise BadUserInput("operationName must be a string")
+    return {"query": query, "variables": variables, "operationName": name}

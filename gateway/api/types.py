@@ -1,0 +1,411 @@
+"""The GraphQL object types: aircraft, flights, telemetry, maintenance, the
+viewer, and their Relay connections. Nested fields resolve through the
+per-request loaders (``gateway.api.loaders``), never one query per parent.
+
+Must not: write SQL (``gateway.data``) or open connections.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import Annotated
+
+import asyncpg
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from gateway.api import cursors
+from gateway.api.context import Context
+from gateway.data.fragments import json_value
+from gateway.errors import NotFound
+
+GqlInfo = Info[Context, None]
+
+
+@strawberry.enum(description="Lifecycle state of an aircraft.")
+class AircraftStatus(enum.Enum):
+    ACTIVE = "active"
+    MAINTENANCE = "maintenance"
+    RETIRED = "retired"
+
+
+@strawberry.enum(description="Lifecycle state of a flight.")
+class FlightStatus(enum.Enum):
+    SCHEDULED = "scheduled"
+    IN_FLIGHT = "in_flight"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    DIVERTED = "diverted"
+
+
+@strawberry.enum(description="Kind of maintenance work.")
+class MaintenanceKind(enum.Enum):
+    INSPECTION = "inspection"
+    REPAIR = "repair"
+    REPLACEMENT = "replacement"
+
+
+def _float(value: Decimal | float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(description="An organization (tenant).")
+class Organization:
+    id: strawberry.ID
+    name: str
+    slug: str
+    kind: str
+
+
+@strawberry.type(description="Who is asking: the verified token's claims.")
+class Viewer:
+    org_id: strawberry.ID
+    subject: str
+    roles: list[str]
+
+    @strawberry.field
+    async def organization(self, info: GqlInfo) -> Organization | None:
+        from gateway.data import organizations
+
+        ctx = info.context
+        row = await ctx.db.read(organizations.get, ctx.principal.org_id)
+        if row is None:
+            return None
+        return Organization(
+            id=strawberry.ID(str(row["id"])), name=row["name"], slug=row["slug"], kind=row["kind"]
+        )
+
+
+@strawberry.type(description="A maintenance event recorded against an aircraft.")
+class MaintenanceEvent:
+    id: strawberry.ID
+    aircraft_id: strawberry.ID
+    component: str
+    kind: MaintenanceKind
+    performed_at: dt.datetime
+    findings: str | None
+    aircraft_hours: float | None
+    recorded_by: str | None
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, r: asyncpg.Record) -> MaintenanceEvent:
+        return cls(
+            id=strawberry.ID(str(r["id"])),
+            aircraft_id=strawberry.ID(str(r["aircraft_id"])),
+            component=r["component"],
+            kind=MaintenanceKind(r["kind"]),
+            performed_at=r["performed_at"],
+            findings=r["findings"],
+            aircraft_hours=_float(r["aircraft_hours"]),
+            recorded_by=r["recorded_by"],
+            created_at=r["created_at"],
+        )
+
+
+@strawberry.type(description="One telemetry sample of a flight.")
+class TelemetryPoint:
+    recorded_at: dt.datetime
+    altitude_m: float | None
+    airspeed_ms: float | None
+    latitude: float | None
+    longitude: float | None
+    heading_deg: float | None
+    vertical_speed_ms: float | None
+    engine_temp_c: float | None
+    fuel_flow_kg_h: float | None
+
+    @classmethod
+    def from_row(cls, r: asyncpg.Record) -> TelemetryPoint:
+        return cls(
+            recorded_at=r["recorded_at"],
+            altitude_m=r["altitude_m"],
+            airspeed_ms=r["airspeed_ms"],
+            latitude=r["latitude"],
+            longitude=r["longitude"],
+            heading_deg=r["heading_deg"],
+            vertical_speed_ms=r["vertical_speed_ms"],
+            engine_temp_c=r["engine_temp_c"],
+            fuel_flow_kg_h=r["fuel_flow_kg_h"],
+        )
+
+
+@strawberry.type(description="Aggregates over all telemetry of a flight.")
+class TelemetrySummary:
+    point_count: int
+    first_recorded_at: dt.datetime | None
+    last_recorded_at: dt.datetime | None
+    max_altitude_m: float | None
+    max_airspeed_ms: float | None
+    avg_engine_temp_c: float | None
+
+
+Counter = Callable[[], Awaitable[int]]
+
+
+@strawberry.type
+class TelemetryEdge:
+    cursor: str
+    node: TelemetryPoint
+
+
+@strawberry.type
+class TelemetryConnection:
+    edges: list[TelemetryEdge]
+    page_info: PageInfo
+    counter: strawberry.Private[Counter]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self.counter()
+
+
+@strawberry.type
+class FlightEdge:
+    cursor: str
+    node: Flight
+
+
+@strawberry.type
+class FlightConnection:
+    edges: list[FlightEdge]
+    page_info: PageInfo
+    counter: strawberry.Private[Counter]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self.counter()
+
+    @classmethod
+    def from_rows(
+        cls, rows: Sequence[asyncpg.Record], size: int, counter: Counter
+    ) -> FlightConnection:
+        shown = rows[:size]
+        edges = [
+            FlightEdge(
+                cursor=cursors.flight_cursor(r["departed_at"], r["id"]), node=Flight.from_row(r)
+            )
+            for r in shown
+        ]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
+            ),
+            counter=counter,
+        )
+
+
+@strawberry.type
+class AircraftEdge:
+    cursor: str
+    node: Aircraft
+
+
+@strawberry.type
+class AircraftConnection:
+    edges: list[AircraftEdge]
+    page_info: PageInfo
+    counter: strawberry.Private[Counter]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self.counter()
+
+    @classmethod
+    def from_rows(
+        cls, rows: Sequence[asyncpg.Record], size: int, counter: Counter
+    ) -> AircraftConnection:
+        shown = rows[:size]
+        edges = [
+            AircraftEdge(
+                cursor=cursors.aircraft_cursor(r["registration"], r["id"]),
+                node=Aircraft.from_row(r),
+            )
+            for r in shown
+        ]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
+            ),
+            counter=counter,
+        )
+
+
+@strawberry.type(description="An aircraft of the caller's organization.")
+class Aircraft:
+    id: strawberry.ID
+    registration: str
+    manufacturer: str
+    model: str
+    serial_number: str | None
+    status: AircraftStatus
+    specs: JSON
+    total_flight_hours: float
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    retired_at: dt.datetime | None
+    row_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, r: asyncpg.Record) -> Aircraft:
+        return cls(
+            id=strawberry.ID(str(r["id"])),
+            registration=r["registration"],
+            manufacturer=r["manufacturer"],
+            model=r["model"],
+            serial_number=r["serial_number"],
+            status=AircraftStatus(r["status"]),
+            specs=json_value(r["specs"]) or {},
+            total_flight_hours=float(r["total_flight_hours"]),
+            version=r["version"],
+            created_at=r["created_at"],
+            updated_at=r["updated_at"],
+            retired_at=r["retired_at"],
+            row_id=r["id"],
+        )
+
+    @strawberry.field(description="This aircraft's flights, newest departure first.")
+    async def flights(
+        self, info: GqlInfo, first: int | None = 10, after: str | None = None
+    ) -> FlightConnection:
+        ctx = info.context
+        size = cursors.page_size(first, ctx.settings.limits.max_first)
+        key = cursors.parse_flight_cursor(after)
+        rows = await ctx.loaders.aircraft_flights.load((self.row_id, size + 1, key))
+
+        async def counter() -> int:
+            return int(await ctx.loaders.aircraft_flight_count.load(self.row_id))
+
+        return FlightConnection.from_rows(rows, size, counter)
+
+    @strawberry.field(description="The most recent departure, if any.")
+    async def latest_flight(self, info: GqlInfo) -> Flight | None:
+        rows = await info.context.loaders.aircraft_flights.load((self.row_id, 1, None))
+        return Flight.from_row(rows[0]) if rows else None
+
+    @strawberry.field(description="The latest maintenance events, newest first.")
+    async def maintenance_events(
+        self, info: GqlInfo, first: int | None = 20
+    ) -> list[MaintenanceEvent]:
+        ctx = info.context
+        size = cursors.page_size(first, ctx.settings.limits.max_first)
+        rows = await ctx.loaders.maintenance.load((self.row_id, size))
+        return [MaintenanceEvent.from_row(r) for r in rows]
+
+
+@strawberry.type(description="A flight of one of the caller's aircraft.")
+class Flight:
+    id: strawberry.ID
+    flight_number: str
+    origin: str
+    destination: str
+    departed_at: dt.datetime
+    arrived_at: dt.datetime | None
+    status: FlightStatus
+    version: int
+    row_id: strawberry.Private[uuid.UUID]
+    aircraft_row_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, r: asyncpg.Record) -> Flight:
+        return cls(
+            id=strawberry.ID(str(r["id"])),
+            flight_number=r["flight_number"],
+            origin=r["origin"],
+            destination=r["destination"],
+            departed_at=r["departed_at"],
+            arrived_at=r["arrived_at"],
+            status=FlightStatus(r["status"]),
+            version=r["version"],
+            row_id=r["id"],
+            aircraft_row_id=r["aircraft_id"],
+        )
+
+    @strawberry.field
+    async def aircraft(self, info: GqlInfo) -> Aircraft:
+        row = await info.context.loaders.aircraft.load(self.aircraft_row_id)
+        if row is None:
+            raise NotFound("The flight's aircraft was not found")
+        return Aircraft.from_row(row)
+
+    @strawberry.field(description="Telemetry in time order; `from` inclusive, `to` exclusive.")
+    async def telemetry(
+        self,
+        info: GqlInfo,
+        first: int | None = 100,
+        after: str | None = None,
+        from_: Annotated[dt.datetime | None, strawberry.argument(name="from")] = None,
+        to: dt.datetime | None = None,
+    ) -> TelemetryConnection:
+        ctx = info.context
+        size = cursors.page_size(first, ctx.settings.limits.max_first)
+        key = cursors.parse_telemetry_cursor(after)
+        t_from = None if from_ is None else cursors.utc(from_)
+        t_to = None if to is None else cursors.utc(to)
+        rows = await ctx.loaders.telemetry.load((self.row_id, size + 1, key, t_from, t_to))
+        shown = rows[:size]
+        edges = [
+            TelemetryEdge(
+                cursor=cursors.telemetry_cursor(r["recorded_at"]), node=TelemetryPoint.from_row(r)
+            )
+            for r in shown
+        ]
+
+        async def counter() -> int:
+            return int(await ctx.loaders.telemetry_count.load((self.row_id, t_from, t_to)))
+
+        return TelemetryConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
+            ),
+            counter=counter,
+        )
+
+    @strawberry.field
+    async def telemetry_summary(self, info: GqlInfo) -> TelemetrySummary:
+        r = await info.context.loaders.telemetry_summary.load(self.row_id)
+        if r is None:
+            return TelemetrySummary(
+                point_count=0,
+                first_recorded_at=None,
+                last_recorded_at=None,
+                max_altitude_m=None,
+                max_airspeed_ms=None,
+                avg_engine_temp_c=None,
+            )
+        return TelemetrySummary(
+            point_count=int(r["point_count"]),
+            first_recorded_at=r["first_recorded_at"],
+            last_recorded_at=r["last_recorded_at"],
+            max_altitude_m=r["max_altitude_m"],
+            max_airspeed_ms=r["max_airspeed_ms"],
+            avg_engine_temp_c=_float(r["avg_engine_temp_c"]),
+        )
+
+
+@strawberry.type
+class RejectedPoint:
+    index: int
+    reason: str
+
+
+@strawberry.type(description="Outcome of a telemetry ingest: accepted points landed all together.")
+class IngestResult:
+    accepted: int
+    duplicates: int
+    rejected: list[RejectedPoint]

@@ -1,0 +1,317 @@
+"""The HTTP app: Starlette routes, plain ASGI middleware (request id, body
+size limit, authentication), and the lifespan that opens and closes the
+database pools and observability.
+
+Middleware order, outermost first (one place):
+observability (server span, X-Trace-Id) -> request id -> body limit -> auth.
+
+Must not: run SQL itself (the org check goes through ``gateway.data``) or
+know GraphQL types (``gateway.api``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.api.documents import DocumentCache
+from gateway.api.errors import gateway_error_json
+from gateway.api.http import GraphQLHttp, error_response, json_response
+from gateway.api.schema import build_schema
+from gateway.auth import Principal, TokenVerifier, bearer_token
+from gateway.config import Settings
+from gateway.data import organizations
+from gateway.db.database import Database
+from gateway.errors import GatewayError, QueryTooComplex, Unauthenticated
+from gateway.observability import Observability
+
+log = logging.getLogger("dbx.app")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+REQUEST_ID_HEADER = b"x-request-id"
+SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+ORG_CACHE_TTL_S = 30.0
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class BodyTooLarge(QueryTooComplex):
+    http_status = 413
+    default_message = "The request body is too large"
+
+
+@dataclass
+class ActiveOrgs:
+    """Organizations seen active recently (per process), so the org check
+    costs a query at most every ``ttl_s`` per org."""
+
+    ttl_s: float = ORG_CACHE_TTL_S
+    seen: dict[uuid.UUID, float] = field(default_factory=dict)
+
+    def fresh(self, org_id: uuid.UUID) -> bool:
+        t = self.seen.get(org_id)
+        return t is not None and time.monotonic() - t < self.ttl_s
+
+    def remember(self, org_id: uuid.UUID) -> None:
+        if len(self.seen) > 100_000:
+            self.seen.clear()
+        self.seen[org_id] = time.monotonic()
+
+
+@dataclass
+class Runtime:
+    """Everything the lifespan builds, handed to middleware and routes."""
+
+    settings: Settings
+    obs: Observability
+    db: Database
+    verifier: TokenVerifier
+    graphql: GraphQLHttp
+    orgs: ActiveOrgs
+
+
+def _runtime(scope: Scope) -> Runtime:
+    return scope["state"]["runtime"]  # type: ignore[no-any-return]
+
+
+async def _send_error(send: Send, scope: Scope, err: GatewayError) -> None:
+    response = error_response(err, scope.get("state", {}).get("request_id"))
+    await response(scope, _noop_receive, send)
+
+
+async def _noop_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class RequestIdMiddleware:
+    """Echo a safe incoming X-Request-ID or make one; every response carries it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"").decode("latin-1")
+        rid = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER
+                ]
+                headers.append((REQUEST_ID_HEADER, rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the cap: at once from Content-Length, or as soon
+    as the streamed body passes it. Ingest has its own, larger cap."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limits = _runtime(scope).settings.limits
+        cap = limits.max_ingest_bytes if scope["path"].startswith("/v1/") else limits.max_body_bytes
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > cap):
+            await _send_error(
+                send, scope, BodyTooLarge(f"The request body is larger than {cap} bytes")
+            )
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > cap:
+                    raise BodyTooLarge(f"The request body is larger than {cap} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class AuthMiddleware:
+    """Bearer JWT -> ``Principal`` in ``scope['state']``, and the token's org
+    must exist and be active; otherwise 401 before any GraphQL runs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or _is_ide_page(scope):
+            await self.app(scope, receive, send)
+            return
+        rt = _runtime(scope)
+        headers = dict(scope["headers"])
+        try:
+            header = headers.get(b"authorization")
+            principal = rt.verifier.verify(
+                bearer_token(None if header is None else header.decode("latin-1"))
+            )
+            await _check_org(rt, principal)
+        except GatewayError as err:
+            await _send_error(send, scope, err)
+            return
+        scope["state"]["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def _is_ide_page(scope: Scope) -> bool:
+    if (
+        scope["method"] != "GET"
+        or scope["path"] != "/graphql"
+        or b"query=" in scope.get("query_string", b"")
+    ):
+        return False
+    return b"text/html" in dict(scope["headers"]).get(b"accept", b"")
+
+
+async def _check_org(rt: Runtime, principal: Principal) -> None:
+    if rt.orgs.fresh(principal.org_id):
+        return
+    status = await rt.db.run(principal, "read", None, organizations.status, principal.org_id)
+    if status is None:
+        # A replica may not have replayed a just-created org yet: ask the primary.
+        status = await rt.db.run(principal, "write", None, organizations.status, principal.org_id)
+    if status != "active":
+        raise Unauthenticated("Unknown or suspended organization")
+    rt.orgs.remember(principal.org_id)
+
+
+class ObservabilityMiddleware:
+    """Delegates to ``Observability.wrap_asgi`` (server span, X-Trace-Id)."""
+
+    def __init__(self, app: ASGIApp, obs: Observability) -> None:
+        self.app = obs.wrap_asgi(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+async def _graphql(request: Request) -> Response:
+    return await request.state.runtime.graphql.graphql(request)
+
+
+async def _ingest(request: Request) -> Response:
+    return await request.state.runtime.graphql.ingest_ndjson(request)
+
+
+async def _healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def _readyz(request: Request) -> Response:
+    db: Database = request.state.runtime.db
+    ready = db.router.primary.usable
+    return json_response({"ready": ready, "nodes": db.describe()}, 200 if ready else 503)
+
+
+async def _metrics(request: Request) -> Response:
+    rt: Runtime = request.state.runtime
+    text = rt.obs.metrics_text(rt.db.describe())
+    return Response(text, media_type="text/plain; version=0.0.4")
+
+
+async def _on_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, GatewayError):
+        return error_response(exc, getattr(request.state, "request_id", None))
+    log.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={"request_id": getattr(request.state, "request_id", None)},
+    )
+    body = {
+        "errors": [gateway_error_json(GatewayError(), getattr(request.state, "request_id", None))]
+    }
+    return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings if settings is not None else Settings.from_env()
+    obs = Observability(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        db = Database(settings, observer=obs)
+        await db.start()
+        schema = build_schema(obs.strawberry_extensions())
+        documents = DocumentCache(schema._schema, settings.limits, prod=settings.is_prod)
+        runtime = Runtime(
+            settings=settings,
+            obs=obs,
+            db=db,
+            verifier=TokenVerifier(settings),
+            graphql=GraphQLHttp(schema=schema, documents=documents, settings=settings, db=db),
+            orgs=ActiveOrgs(),
+        )
+        try:
+            yield {"runtime": runtime}
+        finally:
+            await db.close()
+            obs.shutdown()
+
+    routes = [
+        Route("/graphql", _graphql, methods=["GET", "POST"]),
+        Route("/v1/flights/{flight_id}/telemetry", _ingest, methods=["POST"]),
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/readyz", _readyz, methods=["GET"]),
+        Route("/metrics", _metrics, methods=["GET"]),
+    ]
+    middleware = [
+        Middleware(ObservabilityMiddleware, obs=obs),
+        Middleware(RequestIdMiddleware),
+        Middleware(BodyLimitMiddleware),
+        Middleware(AuthMiddleware),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={Exception: _on_error},
+    )
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """uvicorn with uvloop and httptools; several workers via its factory."""
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        proxy_headers=False,
+        server_header=False,
+    )
