@@ -97,7 +97,10 @@ class Observability:
         ctx = trace.get_current_span().get_span_context()
         if not ctx.is_valid:
             return ""
-        return f" /*traceparent='00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}'*/"
+        # Only the sampled bit: level-1 traceparent parsers (sqlcommenter
+        # tools) may reject the newer "random trace id" flag.
+        flags = ctx.trace_flags & 0x01
+        return f" /*traceparent='00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{flags:02x}'*/"
 
     def statement_comment(self) -> str:
         """Appended to every statement of a ``TenantConnection``: '' unless
