@@ -218,8 +218,9 @@ class Analytics:
 
     @strawberry.field(description="Aircraft by how soon their next inspection is due.")
     async def maintenance_forecast(
-        self, info: GqlInfo, limit: int = 20
+        self, info: GqlInfo, limit: int | None = 20
     ) -> list[MaintenanceForecast]:
+        limit = 20 if limit is None else limit
         fleet.check_limit(limit)
         ctx = info.context
         rows = await ctx.db.analytics(
