@@ -78,7 +78,8 @@ def _point(
     return (
         max(-400.0, min(19_999.0, alt)), max(0.0, min(199.9, speed)),
         rng.uniform(40, 55), rng.uniform(-5, 15), rng.uniform(0, 359),
-        max(-199.0, min(199.0, vs)), max(-99.0, min(1_499.0, temp)), max(0.0, fuel) if fuel else None,
+        max(-199.0, min(199.0, vs)), max(-99.0, min(1_499.0, temp)),
+        max(0.0, fuel) if fuel else None,
     )  # fmt: skip
 
 

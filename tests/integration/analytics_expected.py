@@ -213,7 +213,8 @@ def quality(fleet: Fleet, flight_id: uuid.UUID) -> dict[str, Any]:
         (p for p in fleet.telemetry if p["flight_id"] == flight_id),
         key=lambda p: p["recorded_at"],
     )
-    dts = [(b["recorded_at"] - a["recorded_at"]).total_seconds() for a, b in zip(pts, pts[1:])]
+    times = [p["recorded_at"] for p in pts]
+    dts = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
     median = statistics.median(dts) if dts else None
     gaps = sum(1 for d in dts if median is not None and d > 3 * median)
     oor = sum(
