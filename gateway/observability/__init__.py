@@ -29,7 +29,7 @@ from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.operation import GraphQLTracing
 from gateway.observability.providers import build_tracer_provider
 
-__all__ = ["Observability", "TracedBatch", "TracedDataLoader"]
+__all__ = ["CommentScope", "Observability", "TracedBatch", "TracedDataLoader"]
 
 log = logging.getLogger("dbx.observability")
 
