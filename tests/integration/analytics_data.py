@@ -3,7 +3,7 @@ without specs, maintenance, completed and in-flight flights, telemetry with
 gaps, exceedances, anomalies and implausible values) written as the owner,
 the raw rows read back as the owner, and replica catch-up.
 
-Not a test module; the independent expected values live in
+Not a test module (its fixtures are imported by them); the independent expected values live in
 ``analytics_expected``.
 """
 
@@ -14,11 +14,18 @@ import json
 import math
 import random
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
+
+from gateway.auth import Principal
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.db.database import DbSession
 
 TELEMETRY_COLUMNS = (
     "flight_id", "recorded_at", "org_id", "aircraft_id", "altitude_m", "airspeed_ms",
@@ -207,3 +214,38 @@ def is_close(a: float | None, b: float | None, rel: float = 1e-9) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
+
+
+def replica_admin_dsns(stack: dict[str, Any]) -> list[str]:
+    return [n["admin_dsn"] for n in stack["nodes"] if n["role"] == "replica"]
+
+
+@pytest.fixture(scope="module")
+async def fleets(owner_dsn: str, stack: dict[str, Any]) -> dict[str, Fleet]:
+    """Org A (ordinary) and org B (wild values in the same windows)."""
+    as_of = now_utc()
+    conn = await asyncpg.connect(owner_dsn)
+    try:
+        a = await build_fleet(conn, "a", 1234, as_of)
+        b = await build_fleet(conn, "b", 999, as_of, wild=True)
+        for f in (a, b):
+            await read_back(conn, f)
+        await conn.execute("refresh materialized view concurrently dbx_analytics.daily_fleet_stats")
+        await wait_for_replicas(conn, replica_admin_dsns(stack))
+    finally:
+        await conn.close()
+    return {"a": a, "b": b}
+
+
+@pytest.fixture(scope="module")
+async def db() -> AsyncIterator[Database]:
+    database = Database(Settings.from_env())
+    await database.start()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def session(db: Database, fleet: Fleet) -> DbSession:
+    return db.session(Principal(fleet.org_id, "analytics-test", frozenset({"analyst"})))

@@ -6,59 +6,20 @@ owner (``analytics_expected``). Percentiles to 1e-6 relative.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 import pytest
-from analytics_data import Fleet, build_fleet, now_utc, read_back, wait_for_replicas
+from analytics_data import Fleet, db, fleets, now_utc, session
 from analytics_expected import as_dt, daily, forecast, quality, risk, series, stats
 
-from gateway.auth import Principal
-from gateway.config import Settings
 from gateway.data import analytics as fleet_sql
 from gateway.data import analytics_quality as quality_sql
 from gateway.data import analytics_telemetry as tel
 from gateway.db import Database
-from gateway.db.database import DbSession
 
 METRICS = list(tel.METRIC_COLUMNS)
-
-
-def replica_admin_dsns(stack: dict[str, Any]) -> list[str]:
-    return [n["admin_dsn"] for n in stack["nodes"] if n["role"] == "replica"]
-
-
-@pytest.fixture(scope="module")
-async def fleets(owner_dsn: str, stack: dict[str, Any]) -> dict[str, Fleet]:
-    """Org A (ordinary) and org B (wild values in the same windows)."""
-    as_of = now_utc()
-    conn = await asyncpg.connect(owner_dsn)
-    try:
-        a = await build_fleet(conn, "a", 1234, as_of)
-        b = await build_fleet(conn, "b", 999, as_of, wild=True)
-        for f in (a, b):
-            await read_back(conn, f)
-        await conn.execute("refresh materialized view concurrently dbx_analytics.daily_fleet_stats")
-        await wait_for_replicas(conn, replica_admin_dsns(stack))
-    finally:
-        await conn.close()
-    return {"a": a, "b": b}
-
-
-@pytest.fixture(scope="module")
-async def db() -> AsyncIterator[Database]:
-    database = Database(Settings.from_env())
-    await database.start()
-    try:
-        yield database
-    finally:
-        await database.close()
-
-
-def session(db: Database, fleet: Fleet) -> DbSession:
-    return db.session(Principal(fleet.org_id, "analytics-test", frozenset({"analyst"})))
+__all__ = ["db", "fleets"]  # fixtures
 
 
 def close(a: float | None, b: float | None, rel: float = 1e-9) -> bool:
