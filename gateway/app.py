@@ -183,6 +183,7 @@ class AuthMiddleware:
             await _send_error(send, scope, err)
             return
         scope["state"]["principal"] = principal
+        rt.obs.bind_request(request_id=scope["state"].get("request_id"), org_id=principal.org_id)
         await self.app(scope, receive, send)
 
 
@@ -256,9 +257,12 @@ async def _on_error(request: Request, exc: Exception) -> Response:
     return Response(orjson.dumps(body), status_code=500, media_type="application/json")
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, observability: Observability | None = None
+) -> Starlette:
+    """The app; ``observability`` may be given (tests count statements with it)."""
     settings = settings if settings is not None else Settings.from_env()
-    obs = Observability(settings)
+    obs = observability if observability is not None else Observability(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -271,7 +275,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             obs=obs,
             db=db,
             verifier=TokenVerifier(settings),
-            graphql=GraphQLHttp(schema=schema, documents=documents, settings=settings, db=db),
+            graphql=GraphQLHttp(
+                schema=schema, documents=documents, settings=settings, db=db, obs=obs
+            ),
             orgs=ActiveOrgs(),
         )
         try:

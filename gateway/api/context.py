@@ -23,4 +23,5 @@ class Context:
     request_id: str
     loaders: Any = None  # gateway.api.loaders.Loaders, built per request
     document: Any = None  # graphql DocumentNode already parsed, limit-checked, validated
+    obs: Any = None  # gateway.observability.Observability, when the app has one
     extras: dict[str, Any] = field(default_factory=dict)

@@ -30,6 +30,7 @@ from gateway.auth import Principal
 from gateway.config import Settings
 from gateway.db.database import Database, DbSession
 from gateway.errors import BadUserInput, Forbidden, GatewayError, QueryTooComplex
+from gateway.observability import Observability
 
 CONSISTENCY_HEADER = "X-DBX-Consistency"
 JSON_TYPE = "application/json"
@@ -62,6 +63,7 @@ class GraphQLHttp:
     documents: DocumentCache
     settings: Settings
     db: Database
+    obs: Observability | None = None
 
     # -- /graphql --------------------------------------------------------------
     async def graphql(self, request: Request) -> Response:
@@ -126,8 +128,11 @@ class GraphQLHttp:
             db=session,
             settings=self.settings,
             request_id=request_id,
-            loaders=Loaders(session, principal.org_id),
+            loaders=Loaders(
+                session, principal.org_id, None if self.obs is None else self.obs.dataloader
+            ),
             document=prepared.document,
+            obs=self.obs,
         )
         result = await self.schema.execute(
             op["query"],
@@ -163,7 +168,13 @@ class GraphQLHttp:
                 raise BadUserInput("Content-Type must be application/x-ndjson")
             session = self.db.session(principal, request.headers.get(CONSISTENCY_HEADER))
             out = await ingest(
-                session, principal, self.settings, flight_id, _ndjson(request), source="ndjson"
+                session,
+                principal,
+                self.settings,
+                flight_id,
+                _ndjson(request),
+                source="ndjson",
+                on_missing_partition=None if self.obs is None else self.obs.inc_missing_partition,
             )
         except GatewayError as err:
             return error_response(err, request_id)

@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,6 +127,7 @@ async def ingest(
     points: AsyncIterable[tuple[int, Any]] | Iterable[tuple[int, Any]],
     *,
     source: str,
+    on_missing_partition: Callable[[], None] | None = None,
 ) -> IngestOutcome:
     """Validate and store ``(index, raw point)`` pairs for one flight."""
     now = dt.datetime.now(dt.UTC)
@@ -176,6 +177,8 @@ async def ingest(
             except asyncpg.exceptions.CheckViolationError as exc:
                 if not _is_missing_partition(exc):
                     raise
+                if on_missing_partition is not None:
+                    on_missing_partition()
                 month_list = ", ".join(sorted(months))
                 log.error(
                     "telemetry partition missing",

@@ -54,18 +54,30 @@ async def _grouped(
     return [found[k[1:]].get(k[0], []) for k in keys]
 
 
+MakeLoader = Callable[[str, Callable[[list[Any]], Awaitable[list[Any]]]], DataLoader]
+
+
+def _plain_loader(name: str, fn: Callable[[list[Any]], Awaitable[list[Any]]]) -> DataLoader:
+    return DataLoader(fn)
+
+
 class Loaders:
-    def __init__(self, db: DbSession, org_id: uuid.UUID) -> None:
+    """``make`` builds each loader (``Observability.dataloader`` traces them)."""
+
+    def __init__(self, db: DbSession, org_id: uuid.UUID, make: MakeLoader | None = None) -> None:
         self._db = db
         self._org = org_id
-        self.aircraft: DataLoader = DataLoader(self._aircraft)
-        self.flight: DataLoader = DataLoader(self._flight)
-        self.aircraft_flights: DataLoader = DataLoader(self._aircraft_flights)
-        self.aircraft_flight_count: DataLoader = DataLoader(self._aircraft_flight_count)
-        self.maintenance: DataLoader = DataLoader(self._maintenance)
-        self.telemetry: DataLoader = DataLoader(self._telemetry)
-        self.telemetry_summary: DataLoader = DataLoader(self._telemetry_summary)
-        self.telemetry_count: DataLoader = DataLoader(self._telemetry_count)
+        mk = make or _plain_loader
+        self.aircraft: DataLoader = mk("aircraft", self._aircraft)
+        self.flight: DataLoader = mk("flight", self._flight)
+        self.aircraft_flights: DataLoader = mk("aircraft_flights", self._aircraft_flights)
+        self.aircraft_flight_count: DataLoader = mk(
+            "aircraft_flight_count", self._aircraft_flight_count
+        )
+        self.maintenance: DataLoader = mk("maintenance", self._maintenance)
+        self.telemetry: DataLoader = mk("telemetry", self._telemetry)
+        self.telemetry_summary: DataLoader = mk("telemetry_summary", self._telemetry_summary)
+        self.telemetry_count: DataLoader = mk("telemetry_count", self._telemetry_count)
 
     def prime_aircraft(self, rows: Sequence[asyncpg.Record]) -> None:
         for r in rows:

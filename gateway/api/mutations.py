@@ -201,7 +201,16 @@ class Mutation:
                 " use POST /v1/flights/{flightId}/telemetry for bulk"
             )
         raw = ((i, _point_dict(p)) for i, p in enumerate(points))
-        out = await ingest(ctx.db, ctx.principal, ctx.settings, fid, raw, source="graphql")
+        obs = ctx.obs
+        out = await ingest(
+            ctx.db,
+            ctx.principal,
+            ctx.settings,
+            fid,
+            raw,
+            source="graphql",
+            on_missing_partition=None if obs is None else obs.inc_missing_partition,
+        )
         return IngestResult(
             accepted=out.accepted,
             duplicates=out.duplicates,

@@ -1,0 +1,172 @@
+"""E2E fixtures: the real app served by uvicorn in a subprocess on a free
+port against the local stack (session-scoped, shared by every e2e module),
+a ``token(org_id, role)`` helper, an ``httpx.AsyncClient``, and helpers to
+wait for replicas and read the statements a request ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from gateway.auth import mint_token
+from gateway.config import Settings
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def gateway_url() -> Iterator[str]:
+    """Base URL of a served gateway (uvicorn subprocess, one worker)."""
+    port = _free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(REPO), env.get("PYTHONPATH")]))
+    log = open(HERE / f".gateway-{port}.log", "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "served_app:create",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.close()
+            raise RuntimeError(f"gateway did not start; see {log.name}")
+        time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def token(settings: Settings) -> Callable[..., str]:
+    """``token(org_id, role, **claims)``: a valid dev JWT for the served app."""
+
+    def make(org_id: uuid.UUID, role: str = "viewer", subject: str | None = None) -> str:
+        return mint_token(settings, org_id=org_id, role=role, subject=subject or f"e2e-{role}")
+
+    return make
+
+
+@pytest.fixture
+async def client(gateway_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as c:
+        yield c
+
+
+class Api:
+    """GraphQL calls as one org and role."""
+
+    def __init__(self, client: httpx.AsyncClient, bearer: str) -> None:
+        self.client = client
+        self.headers = {"authorization": f"Bearer {bearer}"}
+        self.consistency: str | None = None
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, **headers: str
+    ) -> httpx.Response:
+        h = dict(self.headers)
+        if self.consistency:
+            h["x-dbx-consistency"] = self.consistency
+        h.update({k.replace("_", "-"): v for k, v in headers.items()})
+        r = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=h
+        )
+        if r.headers.get("x-dbx-consistency"):
+            self.consistency = r.headers["x-dbx-consistency"]
+        return r
+
+    async def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = await self.post(query, variables)
+        body = r.json()
+        assert r.status_code == 200 and "errors" not in body, body
+        return body["data"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient, token: Callable[..., str]) -> Callable[..., Api]:
+    def make(org_id: uuid.UUID, role: str = "operator") -> Api:
+        return Api(client, token(org_id, role))
+
+    return make
+
+
+async def statements_of(client: httpx.AsyncClient, request_id: str) -> list[str]:
+    r = await client.get("/_test/statements", params={"request_id": request_id})
+    return list(r.json()["statements"])
+
+
+async def wait_replicated(stack: dict[str, Any], timeout_s: float = 10) -> None:
+    """Until every running replica has replayed the primary's current WAL."""
+    nodes = stack["nodes"]
+    primary = next(n for n in nodes if n["role"] == "primary")
+    conn = await asyncpg.connect(primary["admin_dsn"])
+    try:
+        target = await conn.fetchval("select pg_current_wal_lsn()")
+    finally:
+        await conn.close()
+    deadline = time.monotonic() + timeout_s
+    for n in nodes:
+        if n["role"] != "replica" or n["state"] != "running":
+            continue
+        try:
+            rc = await asyncpg.connect(n["admin_dsn"], timeout=2)
+        except (OSError, asyncpg.PostgresError):
+            continue
+        try:
+            while time.monotonic() < deadline:
+                if await rc.fetchval("select pg_last_wal_replay_lsn() >= $1", target):
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await rc.close()
