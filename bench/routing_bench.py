@@ -117,7 +117,10 @@ async def main() -> None:
     ref = max(tput["direct"])
     ref_p50 = min(p for p, _ in lat["direct"])
     ref_p99 = min(p for _, p in lat["direct"])
-    print("| path | reads/s (32 tasks) | vs direct | p50 ms | p99 ms | p50 vs direct | p99 vs direct |")
+    print(
+        "| path | reads/s (32 tasks) | vs direct | p50 ms | p99 ms "
+        "| p50 vs direct | p99 vs direct |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in ops:
         best = max(tput[name])
