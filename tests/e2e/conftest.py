@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -40,7 +41,7 @@ def gateway_url() -> Iterator[str]:
     port = _free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(REPO), env.get("PYTHONPATH")]))
-    log = open(HERE / f".gateway-{port}.log", "w")  # noqa: SIM115 - closed at teardown
+    log = open(Path(tempfile.gettempdir()) / f"dbx-e2e-gateway-{port}.log", "w")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -72,13 +72,15 @@ async def test_filters_and_viewer(make_org, owner_dsn, stack, api):
     data = await a.data('{ fleet(filter: {registrationPrefix: "F0000"}) { totalCount } }')
     assert data["fleet"]["totalCount"] == 4
     data = await a.data(
-        "query($id: ID!) { flights(filter: {aircraftId: $id, origin: \"EDDF\"}) { totalCount"
+        'query($id: ID!) { flights(filter: {aircraftId: $id, origin: "EDDF"}) { totalCount'
         " edges { node { aircraft { id } } } } }",
         {"id": str(ids[0])},
     )
     assert data["flights"]["totalCount"] == 3
     assert {e["node"]["aircraft"]["id"] for e in data["flights"]["edges"]} == {str(ids[0])}
-    data = await a.data('{ flights(filter: {departedFrom: "2026-01-02T00:00:00Z"}) { totalCount } }')
+    data = await a.data(
+        '{ flights(filter: {departedFrom: "2026-01-02T00:00:00Z"}) { totalCount } }'
+    )
     assert data["flights"]["totalCount"] == 4 * 2
     data = await a.data("{ viewer { orgId roles organization { id kind } } }")
     assert data["viewer"] == {
