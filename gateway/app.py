@@ -220,11 +220,13 @@ class ObservabilityMiddleware:
 
 
 async def _graphql(request: Request) -> Response:
-    return await request.state.runtime.graphql.graphql(request)
+    rt: Runtime = request.state.runtime
+    return await rt.graphql.graphql(request)
 
 
 async def _ingest(request: Request) -> Response:
-    return await request.state.runtime.graphql.ingest_ndjson(request)
+    rt: Runtime = request.state.runtime
+    return await rt.graphql.ingest_ndjson(request)
 
 
 async def _healthz(request: Request) -> Response:

@@ -54,10 +54,12 @@ async def _grouped(
     return [found[k[1:]].get(k[0], []) for k in keys]
 
 
-MakeLoader = Callable[[str, Callable[[list[Any]], Awaitable[list[Any]]]], DataLoader]
+MakeLoader = Callable[..., Any]  # (name, batch_fn) -> DataLoader
 
 
-def _plain_loader(name: str, fn: Callable[[list[Any]], Awaitable[list[Any]]]) -> DataLoader:
+def _plain_loader(
+    name: str, fn: Callable[[list[Any]], Awaitable[list[Any]]]
+) -> DataLoader[Any, Any]:
     return DataLoader(fn)
 
 
@@ -68,16 +70,18 @@ class Loaders:
         self._db = db
         self._org = org_id
         mk = make or _plain_loader
-        self.aircraft: DataLoader = mk("aircraft", self._aircraft)
-        self.flight: DataLoader = mk("flight", self._flight)
-        self.aircraft_flights: DataLoader = mk("aircraft_flights", self._aircraft_flights)
-        self.aircraft_flight_count: DataLoader = mk(
+        self.aircraft: DataLoader[Any, Any] = mk("aircraft", self._aircraft)
+        self.flight: DataLoader[Any, Any] = mk("flight", self._flight)
+        self.aircraft_flights: DataLoader[Any, Any] = mk("aircraft_flights", self._aircraft_flights)
+        self.aircraft_flight_count: DataLoader[Any, Any] = mk(
             "aircraft_flight_count", self._aircraft_flight_count
         )
-        self.maintenance: DataLoader = mk("maintenance", self._maintenance)
-        self.telemetry: DataLoader = mk("telemetry", self._telemetry)
-        self.telemetry_summary: DataLoader = mk("telemetry_summary", self._telemetry_summary)
-        self.telemetry_count: DataLoader = mk("telemetry_count", self._telemetry_count)
+        self.maintenance: DataLoader[Any, Any] = mk("maintenance", self._maintenance)
+        self.telemetry: DataLoader[Any, Any] = mk("telemetry", self._telemetry)
+        self.telemetry_summary: DataLoader[Any, Any] = mk(
+            "telemetry_summary", self._telemetry_summary
+        )
+        self.telemetry_count: DataLoader[Any, Any] = mk("telemetry_count", self._telemetry_count)
 
     def prime_aircraft(self, rows: Sequence[asyncpg.Record]) -> None:
         for r in rows:

@@ -125,7 +125,7 @@ async def test_batch_limit(viewer, client):
 
 async def test_mutation_over_get_is_405(make_org, token, client):
     org = await make_org()
-    q = 'mutation { createAircraft(input: {registration: "G1", manufacturer: "x", model: "y"}) { id } }'
+    q = 'mutation { createAircraft(input: {registration: "G1", manufacturer: "x", model: "y"}) { id } }'  # noqa: E501 - GraphQL literal
     r = await client.get(
         "/graphql", params={"query": q}, headers={"authorization": f"Bearer {token(org, 'admin')}"}
     )
@@ -152,7 +152,7 @@ async def test_forbidden_for_roles(make_org, api):
     org = await make_org()
     r = await _post(
         api(org, "viewer"),
-        'mutation { createAircraft(input: {registration: "V1", manufacturer: "x", model: "y"}) { id } }',
+        'mutation { createAircraft(input: {registration: "V1", manufacturer: "x", model: "y"}) { id } }',  # noqa: E501 - GraphQL literal
     )
     assert r.status_code == 403 and code(r) == "FORBIDDEN"
     r = await _post(api(org, "operator"), "{ analytics { __typename } }")
@@ -168,7 +168,7 @@ async def test_not_found_and_conflict_codes(make_org, api):
         {"id": str(uuid.uuid4())},
     )
     assert code(r) == "NOT_FOUND"
-    create = 'mutation { createAircraft(input: {registration: "C1", manufacturer: "x", model: "y"}) { id } }'
+    create = 'mutation { createAircraft(input: {registration: "C1", manufacturer: "x", model: "y"}) { id } }'  # noqa: E501 - GraphQL literal
     await a.data(create)
     r = await _post(a, create)
     assert code(r) == "CONFLICT"
@@ -178,7 +178,7 @@ async def test_unavailable_for_missing_partition(make_org, api):
     org = await make_org()
     a = api(org, "operator")
     d = await a.data(
-        'mutation { createAircraft(input: {registration: "P1", manufacturer: "x", model: "y"}) { id } }'
+        'mutation { createAircraft(input: {registration: "P1", manufacturer: "x", model: "y"}) { id } }'  # noqa: E501 - GraphQL literal
     )
     f = await a.data(
         'mutation($a: ID!) { startFlight(input: {aircraftId: $a, flightNumber: "P1",'

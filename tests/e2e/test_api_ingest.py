@@ -110,7 +110,9 @@ async def test_ndjson_route(make_org, api, client, owner_dsn):
     out = r.json()
     assert [x["index"] for x in out["rejected"]] == [5, 6, 7]
     assert out["accepted"] == 997 and out["duplicates"] == 0
-    again = (await client.post(f"/v1/flights/{fid}/telemetry", content=body, headers=headers)).json()
+    again = (
+        await client.post(f"/v1/flights/{fid}/telemetry", content=body, headers=headers)
+    ).json()
     assert again["accepted"] == 0 and again["duplicates"] == 997
     assert await _stored(owner_dsn, fid) == 997
     viewer = api(org, "viewer")
@@ -129,7 +131,7 @@ async def test_telemetry_reads(make_org, api):
     await a.data(INGEST, {"f": fid, "p": _points(30, START)})
     d = await a.data(
         "query($f: ID!) { flight(id: $f) { telemetrySummary { pointCount maxAltitudeM }"
-        " telemetry(first: 10, from: \"2026-06-01T10:00:05Z\") { totalCount"
+        ' telemetry(first: 10, from: "2026-06-01T10:00:05Z") { totalCount'
         " pageInfo { hasNextPage endCursor } edges { node { altitudeM } } } } }",
         {"f": fid},
     )

@@ -11,14 +11,16 @@ UPDATE = (
     " input: {model: $m}) { id version model } }"
 )
 START = (
-    "mutation($a: ID!, $t: DateTime!) { startFlight(input: {aircraftId: $a, flightNumber: \"DX1\","
+    'mutation($a: ID!, $t: DateTime!) { startFlight(input: {aircraftId: $a, flightNumber: "DX1",'
     ' origin: "EDDF", destination: "KJFK", departedAt: $t}) { id status } }'
 )
 COMPLETE = "mutation($f: ID!, $t: DateTime!) { completeFlight(id: $f, arrivedAt: $t) { status } }"
 
 
 async def _aircraft(a, reg: str = "N1") -> str:
-    data = await a.data(CREATE, {"i": {"registration": reg, "manufacturer": "Cessna", "model": "172"}})
+    data = await a.data(
+        CREATE, {"i": {"registration": reg, "manufacturer": "Cessna", "model": "172"}}
+    )
     assert data["createAircraft"]["version"] == 1
     return str(data["createAircraft"]["id"])
 
@@ -45,7 +47,7 @@ async def test_retire_is_soft_and_final(make_org, api):
     a = api(org, "admin")
     aid = await _aircraft(a, "R1")
     r = await a.data(
-        "mutation($id: ID!) { retireAircraft(id: $id, expectedVersion: 1) { status retiredAt version } }",
+        "mutation($id: ID!) { retireAircraft(id: $id, expectedVersion: 1) { status retiredAt version } }",  # noqa: E501 - GraphQL literal
         {"id": aid},
     )
     assert r["retireAircraft"]["status"] == "RETIRED" and r["retireAircraft"]["retiredAt"]
@@ -64,10 +66,10 @@ async def test_flight_lifecycle(make_org, api):
     org = await make_org()
     a = api(org, "operator")
     aid = await _aircraft(a, "L1")
-    bad = await a.post(
-        START.replace('"KJFK"', '"JFK"'), {"a": aid, "t": "2026-06-01T10:00:00Z"}
+    bad = await a.post(START.replace('"KJFK"', '"JFK"'), {"a": aid, "t": "2026-06-01T10:00:00Z"})
+    assert (
+        bad.status_code == 400 and bad.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     )
-    assert bad.status_code == 400 and bad.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     fid = (await a.data(START, {"a": aid, "t": "2026-06-01T10:00:00Z"}))["startFlight"]["id"]
     early = await a.post(COMPLETE, {"f": fid, "t": "2026-06-01T09:00:00Z"})
     assert early.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
@@ -82,7 +84,7 @@ async def test_flight_lifecycle(make_org, api):
     assert d["aircraft"]["totalFlightHours"] == 3.5
     assert d["aircraft"]["latestFlight"] == {"id": fid, "status": "COMPLETED"}
     m = await a.data(
-        "mutation($a: ID!) { recordMaintenance(input: {aircraftId: $a, component: \"engine\","
+        'mutation($a: ID!) { recordMaintenance(input: {aircraftId: $a, component: "engine",'
         ' kind: INSPECTION, performedAt: "2026-06-02T00:00:00Z"}) { aircraftHours kind } }',
         {"a": aid},
     )

@@ -1,0 +1,91 @@
+"""Document checks without a database: limits, prod rules, cursors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.api import cursors
+from gateway.api.documents import DocumentCache
+from gateway.api.ingest import validate_point
+from gateway.api.schema import build_schema
+from gateway.config import Limits
+from gateway.errors import BadUserInput, QueryTooComplex
+
+
+def cache(prod: bool = False, **limits: int) -> DocumentCache:
+    return DocumentCache(build_schema()._schema, Limits(**limits), prod=prod)
+
+
+def test_valid_query_is_prepared_and_cached() -> None:
+    c = cache()
+    p = c.get("{ viewer { orgId } }")
+    assert p.document is not None and not p.errors
+    assert c.get("{ viewer { orgId } }") is p
+
+
+def test_depth_counts_through_fragments() -> None:
+    q = "{ fleet { edges { node { ...F } } } } fragment F on Aircraft { latestFlight { aircraft { id } } }"  # noqa: E501 - GraphQL literal
+    assert not cache(max_depth=6).get(q).errors
+    errors = cache(max_depth=5).get(q).errors
+    assert errors and isinstance(errors[0], QueryTooComplex)
+
+
+def test_aliases_multiply_through_spreads_and_cycles_do_not_hang() -> None:
+    q = "{ viewer { ...F ...F ...F } } fragment F on Viewer { a: orgId b: orgId }"
+    assert isinstance(cache(max_aliases=5).get(q).errors[0], QueryTooComplex)
+    cyc = "{ viewer { ...A } } fragment A on Viewer { ...B } fragment B on Viewer { ...A }"
+    assert isinstance(cache().get(cyc).errors[0], BadUserInput)
+
+
+def test_prod_hides_introspection_and_suggestions() -> None:
+    prod = cache(prod=True)
+    e = prod.get("{ __schema { types { name } } }").errors
+    assert e and e[0].extensions.get("reason") == "INTROSPECTION_DISABLED"
+    e = prod.get("{ fleeet { totalCount } }").errors
+    assert e and "Did you mean" not in e[0].message
+    assert "Did you mean" in cache().get("{ fleeet { totalCount } }").errors[0].message
+
+
+def test_token_limit() -> None:
+    e = cache(max_tokens=50).get("{ viewer { " + "orgId " * 60 + "} }").errors
+    assert isinstance(e[0], QueryTooComplex)
+
+
+@given(st.text(max_size=200))
+def test_forged_cursors_are_bad_input(text: str) -> None:
+    try:
+        key = cursors.parse_aircraft_cursor(text)
+    except BadUserInput:
+        return  # anything else (a crash) fails the test
+    assert key is not None and isinstance(key[1], uuid.UUID)
+
+
+def test_cursor_round_trip() -> None:
+    i = uuid.uuid4()
+    assert cursors.parse_aircraft_cursor(cursors.aircraft_cursor("N1", i)) == ("N1", i)
+    with pytest.raises(BadUserInput):
+        cursors.parse_flight_cursor(cursors.aircraft_cursor("N1", i))
+
+
+NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_point_altitude_validation(x: float) -> None:
+    out = validate_point({"recordedAt": "2026-05-01T00:00:00Z", "altitudeM": x}, NOW, 900)
+    ok = x == x and abs(x) != float("inf") and -500 <= x <= 20000
+    assert isinstance(out, tuple) == ok
+
+
+def test_point_time_validation() -> None:
+    assert isinstance(validate_point({"recordedAt": "1969-12-31T00:00:00Z"}, NOW, 900), str)
+    assert isinstance(validate_point({"recordedAt": "2026-06-01T00:10:00Z"}, NOW, 900), tuple)
+    assert isinstance(validate_point({"recordedAt": "2026-06-01T00:20:00Z"}, NOW, 900), str)
+    assert isinstance(validate_point({"recordedAt": "x"}, NOW, 900), str)
+    assert isinstance(validate_point({"recordedAt": "2026-05-01T00:00:00Z", "x": 1}, NOW, 900), str)
+    assert isinstance(validate_point([1, 2], NOW, 900), str)
