@@ -170,7 +170,7 @@ class OperationTracing(SchemaExtension):
         p0 = time.perf_counter_ns()
         result = _next(root, info, *args, **kwargs)
         if isawaitable(result):
-            return self._nested(result, info, p0)
+            return self._nested(result, info)
         p1 = time.perf_counter_ns()
         if p1 - p0 >= self.min_ns:
             self._record(info, p0, p1, None, self._top_of(info))
@@ -182,9 +182,13 @@ class OperationTracing(SchemaExtension):
             path = path.prev
         return self._tops.get(path.key)
 
-    async def _nested(self, result: Awaitable[Any], info: Info, p0: int) -> Any:
+    async def _nested(self, result: Awaitable[Any], info: Info) -> Any:
         # Runs the resolver under its top-level field's span, so its loader
         # batches and SQL statements nest there and not under the operation.
+        # The clock starts when the coroutine first runs: graphql-core creates
+        # a list's resolver coroutines long before the loop gets to them, and
+        # that queueing is not the resolver's time.
+        p0 = time.perf_counter_ns()
         top = self._top_of(info)
         token = otel_context.attach(top.context) if top is not None else None
         error: BaseException | None = None
