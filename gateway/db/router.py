@@ -14,6 +14,7 @@ Must not: know table names or open connections.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -44,7 +45,6 @@ class Router:
         self.replicas = [n for n in nodes if n.role == "replica"]
         self.max_replica_lag_s = max_replica_lag_s
         self.analytics_primary_fallback = analytics_primary_fallback
-        self._turn = 0  # rotates ties so idle replicas share sequential load
 
     def eligible_replicas(self, min_lsn: int | None = None) -> list[Node]:
         out = []
@@ -55,17 +55,17 @@ class Router:
             if lag is None or lag > self.max_replica_lag_s:
                 continue
             out.append(n)
-        self._turn += 1
-        turn, count = self._turn, max(1, len(self.replicas))
         # Known to have replayed far enough first (a paused replica last),
-        # then fewest connections in use, lower lag (to 0.1 s), then in turn.
+        # then fewest connections in use, lower lag (to 0.1 s), then at random:
+        # a fixed rotation would lock onto one replica whenever a request
+        # makes an even number of reads.
         out.sort(
             key=lambda n: (
                 min_lsn is not None and (n.health.wal_lsn or 0) < min_lsn,
                 min_lsn is not None and n.health.replay_paused,
                 n.in_use,
                 round(n.health.lag_s or 0.0, 1),
-                (self.replicas.index(n) - turn) % count,
+                random.random(),
             )
         )
         return out
