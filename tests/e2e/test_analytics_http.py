@@ -6,10 +6,8 @@ limit answered with ``BAD_USER_INPUT`` before any SQL runs.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -17,9 +15,7 @@ import pytest
 
 # the analytics data builders and independent computations are shared with
 # the integration tests
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
-
-from analytics_data import (  # noqa: E402
+from tests.integration.analytics_data import (  # noqa: E402
     Fleet,
     build_fleet,
     now_utc,
@@ -27,7 +23,7 @@ from analytics_data import (  # noqa: E402
     replica_admin_dsns,
     wait_for_replicas,
 )
-from analytics_expected import quality, risk, stats  # noqa: E402
+from tests.integration.analytics_expected import quality, risk, stats  # noqa: E402
 
 ALL_FIELDS = """
 query($from: DateTime!, $to: DateTime!, $day0: Date!, $day1: Date!, $flight: ID!) {

@@ -8,7 +8,8 @@ import re
 import uuid
 
 import pytest
-from conftest import statements_of
+
+from tests.e2e.conftest import statements_of
 
 LEAK = re.compile(
     r"Traceback|File \"|asyncpg|dbx_aviation|select |insert |update |flight_telemetry|"

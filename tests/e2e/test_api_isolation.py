@@ -4,12 +4,12 @@ mutations) ever returns, changes or reveals org B's data."""
 from __future__ import annotations
 
 import pytest
-from conftest import wait_replicated
-from fleet_data import seed_fleet
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.api import cursors
+from tests.e2e.conftest import wait_replicated
+from tests.e2e.fleet_data import seed_fleet
 
 
 @pytest.fixture

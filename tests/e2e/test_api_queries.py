@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import statements_of, wait_replicated
-from fleet_data import seed_fleet
+
+from tests.e2e.conftest import statements_of, wait_replicated
+from tests.e2e.fleet_data import seed_fleet
 
 NESTED = (
     "query($n: Int!) { fleet(first: $n) { edges { node { id"

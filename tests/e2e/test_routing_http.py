@@ -14,8 +14,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from conftest import Api, wait_replicated
-from fleet_data import seed_fleet
+
+from tests.e2e.conftest import Api, wait_replicated
+from tests.e2e.fleet_data import seed_fleet
 
 pytestmark = pytest.mark.slow
 

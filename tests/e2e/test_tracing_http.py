@@ -9,8 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from conftest import wait_replicated
-from fleet_data import seed_fleet
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,6 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.observability import Observability
+from tests.e2e.conftest import wait_replicated
+from tests.e2e.fleet_data import seed_fleet
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 PARENT = f"00-{TRACE}-b7ad6b7169203331-01"

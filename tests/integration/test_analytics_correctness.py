@@ -10,13 +10,21 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from analytics_data import Fleet, db, fleets, now_utc, session
-from analytics_expected import as_dt, daily, forecast, quality, risk, series, stats
 
 from gateway.data import analytics as fleet_sql
 from gateway.data import analytics_quality as quality_sql
 from gateway.data import analytics_telemetry as tel
 from gateway.db import Database
+from tests.integration.analytics_data import Fleet, db, fleets, now_utc, session
+from tests.integration.analytics_expected import (
+    as_dt,
+    daily,
+    forecast,
+    quality,
+    risk,
+    series,
+    stats,
+)
 
 METRICS = list(tel.METRIC_COLUMNS)
 __all__ = ["db", "fleets"]  # fixtures

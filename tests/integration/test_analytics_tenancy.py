@@ -12,14 +12,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from analytics_data import Fleet, db, fleets, session
-from analytics_expected import daily, risk, stats
 
 from gateway.data import analytics as fleet_sql
 from gateway.data import analytics_quality as quality_sql
 from gateway.data import analytics_telemetry as tel
 from gateway.db import Database
 from gateway.errors import NotFound
+from tests.integration.analytics_data import Fleet, db, fleets, session
+from tests.integration.analytics_expected import daily, risk, stats
 
 __all__ = ["db", "fleets"]  # fixtures
 
