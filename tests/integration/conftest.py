@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+
 from tests.integration.dbx_fixtures import with_database
 
 
@@ -40,8 +41,9 @@ async def scratch_db(admin_dsn: str, owner_dsn: str) -> AsyncIterator[ScratchFac
         name = f"dbx_scratch_{uuid.uuid4().hex[:10]}"
         conn = await asyncpg.connect(admin_dsn)
         try:
-            sql = await conn.fetchval("select format('create database %I owner dbx_owner', $1::text)",
-                                      name)
+            sql = await conn.fetchval(
+                "select format('create database %I owner dbx_owner', $1::text)", name
+            )
             await conn.execute(sql)
         finally:
             await conn.close()

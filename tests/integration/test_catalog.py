@@ -36,16 +36,17 @@ async def test_gateway_role_is_not_superuser_and_cannot_bypass_rls(
 async def test_gateway_role_owns_nothing_in_the_dbx_schemas(owner_conn: asyncpg.Connection) -> None:
     owned = await owner_conn.fetch(
         """
+        with gw as (select oid from pg_roles where rolname = $1)
         select 'schema ' || nspname as what from pg_namespace
-        where nspname = any($2::text[]) and nspowner = (select oid from pg_roles where rolname = $1)
+        where nspname = any($2::text[]) and nspowner = (select oid from gw)
         union all
         select 'relation ' || n.nspname || '.' || c.relname from pg_class c
         join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = any($2::text[]) and c.relowner = (select oid from pg_roles where rolname = $1)
+        where n.nspname = any($2::text[]) and c.relowner = (select oid from gw)
         union all
         select 'function ' || n.nspname || '.' || p.proname from pg_proc p
         join pg_namespace n on n.oid = p.pronamespace
-        where n.nspname = any($2::text[]) and p.proowner = (select oid from pg_roles where rolname = $1)
+        where n.nspname = any($2::text[]) and p.proowner = (select oid from gw)
         """, GATEWAY_ROLE, list(DBX_SCHEMAS))
     assert [r["what"] for r in owned] == []
 
