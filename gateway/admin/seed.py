@@ -97,8 +97,17 @@ async def seed(
 
 
 async def seed_report(
-    owner_dsn: str, size: SeedSize, *, if_empty: bool = False, anchor: datetime | None = None
+    owner_dsn: str,
+    size: SeedSize,
+    *,
+    if_empty: bool = False,
+    anchor: datetime | None = None,
+    copy_mode: str = "auto",
 ) -> SeedReport:
+    """``copy_mode``: ``auto`` (direct COPY when the role bypasses RLS, else
+    staged), or force ``direct`` / ``staged`` (tests check both give the same rows)."""
+    if copy_mode not in {"auto", "direct", "staged"}:
+        raise ValueError(f"copy_mode must be auto, direct or staged, got {copy_mode!r}")
     anchor = anchor or default_anchor()
     profiles = org_profiles(size.orgs)
     report = SeedReport()
@@ -119,8 +128,9 @@ async def seed_report(
                 "select rolbypassrls or rolsuper from pg_roles where rolname = current_user"
             )
         )
-        report.copy_mode = "direct" if bypass else "staged"
-        if not bypass:
+        direct = copy_mode == "direct" or (copy_mode == "auto" and bypass)
+        report.copy_mode = "direct" if direct else "staged"
+        if not direct:
             await conn.execute(STAGING_SQL)
         first_month = (anchor - WINDOW).date().replace(day=1)
         months = (anchor.year - first_month.year) * 12 + anchor.month - first_month.month
@@ -134,7 +144,7 @@ async def seed_report(
             org = plan_org(profile, size, anchor)
             async with conn.transaction():
                 await conn.execute("select set_config('dbx.user_id', $1, true)", SEED_USER)
-                await _load_org(conn, org, anchor, report, direct=bypass)
+                await _load_org(conn, org, anchor, report, direct=direct)
             report.orgs += 1
     finally:
         await conn.close()
