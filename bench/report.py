@@ -1,0 +1,109 @@
+"""The benchmark's Markdown report: machine, settings, the read-path table
+with ratios, the per-worker CPU split and the ingest rates.
+
+Must not: measure anything; it only formats what ``run.py`` collected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.ingest import IngestRate
+from bench.load import Measurement
+from bench.queries import TITLES
+
+SERVERS = ("dbx", "postgraphile", "raw")
+
+
+@dataclass
+class Results:
+    title: str
+    command: str
+    machine: list[str]
+    settings: list[str]
+    cells: dict[str, dict[str, Measurement | str]] = field(default_factory=dict)
+    ingest: list[IngestRate] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def put(self, query: str, server: str, value: Measurement | str) -> None:
+        self.cells.setdefault(query, {})[server] = value
+
+
+def _ratio(a: Measurement | str | None, b: Measurement | str | None) -> str:
+    if isinstance(a, Measurement) and isinstance(b, Measurement) and b.rate > 0:
+        return f"{a.rate / b.rate:.2f}x"
+    return "n/a"
+
+
+def _cell(v: Measurement | str | None, unit: str) -> str:
+    if v is None:
+        return "not run"
+    if isinstance(v, str):
+        return v
+    return v.cell(unit)
+
+
+def _split(m: Measurement | str | None, seconds: float) -> str:
+    if not isinstance(m, Measurement) or not m.cpu_split:
+        return "n/a"
+    total = sum(m.cpu_split)
+    if total <= 0:
+        return "no CPU used"
+    shares = "/".join(f"{100 * c / total:.0f}" for c in m.cpu_split)
+    return f"{shares} % of {total / seconds:.2f} cores"
+
+
+def _busy(m: Measurement | str | None) -> str:
+    if not isinstance(m, Measurement) or m.machine_busy is None:
+        return "n/a"
+    return f"{100 * m.machine_busy:.0f} %"
+
+
+def render(r: Results, *, labels: dict[str, str], seconds: float) -> str:
+    lines = [f"# {r.title}", "", f"Command: `{r.command}`", "", "## Machine", "", *r.machine]
+    lines += ["", "## Settings", "", *r.settings, "", "## Read path", ""]
+    lines.append(
+        f"| query | {labels['dbx']} | {labels['postgraphile']} | {labels['raw']}"
+        " | DBX / PostGraphile | DBX / raw |"
+    )
+    lines.append("| --- | --- | --- | --- | --- | --- |")
+    for q, row in r.cells.items():
+        dbx, pgl, raw = (row.get(s) for s in SERVERS)
+        lines.append(
+            f"| {TITLES[q]} | {_cell(dbx, 'req/s')} | {_cell(pgl, 'req/s')}"
+            f" | {_cell(raw, 'ops/s')} | {_ratio(dbx, pgl)} | {_ratio(dbx, raw)} |"
+        )
+    lines += [
+        "",
+        "CPU time of each worker process during the measured run (share per worker,"
+        " and cores used on average), and how busy the whole machine was meanwhile"
+        " (the load generator, PostgreSQL, PgBouncer and anything else running):",
+        "",
+        "| query | DBX workers | machine busy | PostGraphile workers | machine busy |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for q, row in r.cells.items():
+        dbx, pgl = row.get("dbx"), row.get("postgraphile")
+        lines.append(
+            f"| {q} | {_split(dbx, seconds)} | {_busy(dbx)}"
+            f" | {_split(pgl, seconds)} | {_busy(pgl)} |"
+        )
+    if r.ingest:
+        copy_rate = r.ingest[0].rate
+        lines += [
+            "",
+            "## Telemetry ingest",
+            "",
+            "| path | points | seconds | points/s | vs COPY |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for i in r.ingest:
+            rel = f"{i.rate / copy_rate:.0%}" if copy_rate > 0 and i.accepted else "n/a"
+            note = f" ({i.note})" if i.note else ""
+            lines.append(
+                f"| {i.path}{note} | {i.accepted:,} of {i.points:,} | {i.seconds:.2f}"
+                f" | {i.rate:,.0f} | {rel} |"
+            )
+    if r.notes:
+        lines += ["", "## Notes", "", *(f"- {n}" for n in r.notes)]
+    return "\n".join(lines) + "\n"
