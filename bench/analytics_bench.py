@@ -146,6 +146,20 @@ async def timed(n: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
     return out[1:]
 
 
+async def connect_any(dsns: list[str], wait_s: float = 120) -> asyncpg.Connection:
+    """The first replica that accepts a connection (one may be restarting)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        for dsn in dsns:
+            try:
+                return await asyncpg.connect(dsn, timeout=2)
+            except (OSError, asyncpg.PostgresError):
+                continue
+        if time.monotonic() > deadline:
+            raise RuntimeError("no replica accepts connections")
+        await asyncio.sleep(1)
+
+
 def pct(xs: list[float], p: float) -> float:
     return statistics.quantiles(xs, n=100, method="inclusive")[int(p) - 1] if len(xs) > 1 else xs[0]
 
@@ -202,7 +216,7 @@ async def main() -> None:
              quality_sql.quality_query(org, flight)),
         ]  # fmt: skip
         token = mint_token(settings, org_id=org, role="analyst", subject="bench")
-        direct = await asyncpg.connect(replicas[0])
+        direct = await connect_any(replicas)
         results = []
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             for label, field, q in cases:
