@@ -164,10 +164,16 @@ async def test_lagging_replica_is_skipped_and_tokens_always_read_your_writes(
 async def test_read_your_writes_with_token_never_misses_while_without_may_be_stale(
     settings: Settings, org: uuid.UUID, nodes: Any
 ) -> None:
-    # a generous lag limit keeps the paused replica eligible: only the token
-    # protects the reader from it
+    # A generous lag limit keeps the paused replica eligible: only the token
+    # protects the reader from it. The router already prefers the fresher
+    # replica, so the stale read is shown on a gateway that has only the
+    # paused one.
     db = Database(fast(settings, max_replica_lag_s=3600.0))
+    only_paused = Database(
+        fast(settings, max_replica_lag_s=3600.0, replica_dsns=settings.replica_dsns[:1])
+    )
     await db.start()
+    await only_paused.start()
     try:
         await nodes.pause_replay("replica_1")
         misses = stale = 0
@@ -181,12 +187,18 @@ async def test_read_your_writes_with_token_never_misses_while_without_may_be_sta
             assert token is not None
             if not await db.session(principal(org), token).read(find_aircraft, org, reg):
                 misses += 1
-            if i % 10 == 0 and not await db.session(principal(org)).read(find_aircraft, org, reg):
+            if i % 50 == 0 and not await only_paused.session(principal(org)).read(
+                find_aircraft, org, reg
+            ):
                 stale += 1
+        # the token also protects a gateway whose only replica is stale
+        with_token = only_paused.session(principal(org), token)
+        assert await with_token.read(find_aircraft, org, reg)
         assert misses == 0
         assert stale > 0, "without the token the paused replica should have served stale reads"
     finally:
         await db.close()
+        await only_paused.close()
 
 
 async def test_primary_down_reads_continue_writes_fail_fast_and_acknowledged_writes_survive(
