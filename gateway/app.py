@@ -209,14 +209,17 @@ async def _check_org(rt: Runtime, principal: Principal) -> None:
     rt.orgs.remember(principal.org_id)
 
 
-class ObservabilityMiddleware:
-    """Delegates to ``Observability.wrap_asgi`` (server span, X-Trace-Id)."""
+class Gateway(Starlette):
+    """Starlette with observability outermost: outside even Starlette's own
+    error middleware, so a masked 500 still carries ``X-Trace-Id`` and is
+    counted."""
 
-    def __init__(self, app: ASGIApp, obs: Observability) -> None:
-        self.app = obs.wrap_asgi(app)
+    def __init__(self, *args: Any, obs: Observability, **kwargs: Any) -> None:
+        self._obs = obs
+        super().__init__(*args, **kwargs)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+    def build_middleware_stack(self) -> ASGIApp:
+        return self._obs.wrap_asgi(super().build_middleware_stack())
 
 
 async def _graphql(request: Request) -> Response:
@@ -260,14 +263,20 @@ async def _on_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    settings: Settings | None = None, *, observability: Observability | None = None
+    settings: Settings | None = None,
+    *,
+    observability: Observability | None = None,
+    configure_logging: bool = True,
 ) -> Starlette:
-    """The app; ``observability`` may be given (tests count statements with it)."""
+    """The app; ``observability`` may be given (tests count statements with
+    it). Logs go out as JSON lines unless ``configure_logging`` is False."""
     settings = settings if settings is not None else Settings.from_env()
     obs = observability if observability is not None else Observability(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        if configure_logging:
+            obs.configure_logging()
         db = Database(settings, observer=obs)
         await db.start()
         schema = build_schema(obs.strawberry_extensions())
@@ -296,12 +305,12 @@ def create_app(
         Route("/metrics", _metrics, methods=["GET"]),
     ]
     middleware = [
-        Middleware(ObservabilityMiddleware, obs=obs),
         Middleware(RequestIdMiddleware),
         Middleware(BodyLimitMiddleware),
         Middleware(AuthMiddleware),
     ]
-    return Starlette(
+    return Gateway(
+        obs=obs,
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
