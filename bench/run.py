@@ -285,13 +285,17 @@ async def run_query(
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    # SIGTERM unwinds like Ctrl-C, so Servers stops what it started
+    # unwinds the with-blocks, so Servers stops what it started
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    # Ctrl-C and SIGTERM raise at once, also inside a blocking wrk run (the
+    # asyncio runner's own SIGINT handling would wait for the next await);
+    # set explicitly, as a parent shell may have started us with SIGINT ignored
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(main_async(a))
