@@ -25,15 +25,8 @@ from typing import Any
 import asyncpg
 
 from gateway.admin.seed_catalog import OrgProfile
-from gateway.admin.seed_plan import (
-    WINDOW,
-    AircraftPlan,
-    OrgPlan,
-    SeedSize,
-    org_id,
-    org_profiles,
-    plan_org,
-)
+from gateway.admin.seed_model import AircraftPlan, OrgPlan, SeedSize
+from gateway.admin.seed_plan import WINDOW, org_id, org_profiles, plan_org
 from gateway.admin.seed_profile import TELEMETRY_COLUMNS, telemetry_rows
 
 __all__ = ["SeedSize", "SeedReport", "seed", "default_anchor"]

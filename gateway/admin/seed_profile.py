@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from gateway.admin.seed_catalog import bearing_deg
-from gateway.admin.seed_plan import FlightPlan
+from gateway.admin.seed_model import FlightPlan
 
 TELEMETRY_COLUMNS = (
     "flight_id",
