@@ -94,7 +94,7 @@ async def test_telemetry_series_matches_buckets(
         got = await session(db, f).analytics(tel.telemetry_series, scope, metric, bucket_s, window)
         origin = sc["start"] or tel.SERIES_ORIGIN
         want = series(f, metric, bucket_s, window, origin, **sc)
-        assert len(got) == len(want) > 1, sc
+        assert len(got) == len(want) >= 1, sc  # an hour bucket may hold a whole flight
         for g, w in zip(got, want, strict=True):
             assert g.bucket == w["bucket"] and g.count == w["count"]
             assert g.min == w["min"] and g.max == w["max"] and close(g.avg, w["avg"])
