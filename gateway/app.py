@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import re
+import signal
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -319,16 +322,61 @@ def create_app(
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """uvicorn with uvloop and httptools; several workers via its factory."""
-    uvicorn.run(
+    """uvicorn with uvloop and httptools.
+
+    Several workers each bind their own socket with ``SO_REUSEPORT``, so the
+    kernel spreads new connections evenly over them; uvicorn's own
+    ``--workers`` shares one listening socket and under keep-alive load can
+    leave one worker with nearly all connections."""
+    if workers <= 1:
+        _uvicorn_server(host, port).run()
+        return
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_serve_worker, args=(host, port), name=f"dbx-gateway-worker-{i}")
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+
+    def stop(signum: int, frame: object) -> None:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # one worker ending (crash or signal) ends the whole server: a supervisor
+    # (systemd, Kubernetes) restarts it, which beats running half-size quietly
+    while all(proc.is_alive() for proc in procs):
+        procs[0].join(timeout=0.5)
+    stop(signal.SIGTERM, None)
+    for proc in procs:
+        proc.join(timeout=15)
+    codes = [proc.exitcode for proc in procs]
+    if any(code not in (0, -signal.SIGTERM) for code in codes):
+        raise SystemExit(f"a worker exited with {codes}")
+
+
+def _uvicorn_server(host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(
         "gateway.app:create_app",
         factory=True,
         host=host,
         port=port,
-        workers=workers,
         loop="uvloop",
         http="httptools",
         log_level="info",
         proxy_headers=False,
         server_header=False,
     )
+    return uvicorn.Server(config)
+
+
+def _serve_worker(host: str, port: int) -> None:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    _uvicorn_server(host, port).run(sockets=[sock])
