@@ -28,7 +28,6 @@ migrate: venv stack
 	$(BIN)/dbx-gateway migrate
 
 seed: migrate
-	$(BIN)/dbx-gateway maintain
 	$(BIN)/dbx-gateway seed --if-empty
 	$(BIN)/dbx-gateway maintain
 

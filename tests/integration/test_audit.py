@@ -49,6 +49,7 @@ async def test_insert_and_update_of_aircraft_are_audited_with_user_org_and_value
         assert r["org_id"] == org
         assert r["user_id"] == user
         assert r["table_name"] == "aircraft"
+        assert r["db_role"] == "dbx_gateway"  # the login role, not the trigger's owner
     assert ins["old_values"] is None
     new = asyncpg_json(ins["new_values"])
     assert new["registration"] == "G-AUDT" and new["status"] == "active"
