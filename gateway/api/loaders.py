@@ -60,7 +60,7 @@ MakeLoader = Callable[..., Any]  # (name, batch_fn) -> DataLoader
 def _plain_loader(
     name: str, fn: Callable[[list[Any]], Awaitable[list[Any]]]
 ) -> DataLoader[Any, Any]:
-    return DataLoader(fn)
+    return DataLoader(fn)  # type: ignore[arg-type]  # any awaitable will do
 
 
 class Loaders:

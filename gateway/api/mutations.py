@@ -87,17 +87,22 @@ class Mutation:
         if not REGISTRATION.match(registration):
             raise BadUserInput("registration must be 2-10 characters: A-Z, 0-9 and '-'")
         ctx = info.context
-        fields = dict(
-            registration=registration,
-            manufacturer=_text(input.manufacturer, "manufacturer"),
-            model=_text(input.model, "model"),
-            serial_number=None
-            if input.serial_number is None
-            else _text(input.serial_number, "serialNumber"),
-            specs=_specs(input.specs),
+        manufacturer = _text(input.manufacturer, "manufacturer")
+        model = _text(input.model, "model")
+        serial_number = (
+            None if input.serial_number is None else _text(input.serial_number, "serialNumber")
         )
+        specs = _specs(input.specs)
         async with ctx.db.write() as conn:
-            row = await aircraft_data.create(conn, ctx.principal.org_id, **fields)
+            row = await aircraft_data.create(
+                conn,
+                ctx.principal.org_id,
+                registration=registration,
+                manufacturer=manufacturer,
+                model=model,
+                serial_number=serial_number,
+                specs=specs,
+            )
             if row is None:
                 raise Conflict(f"An aircraft with registration {registration} already exists")
         return Aircraft.from_row(row)

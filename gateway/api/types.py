@@ -12,7 +12,7 @@ import enum
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, cast
 
 import asyncpg
 import strawberry
@@ -269,7 +269,7 @@ class Aircraft:
             model=r["model"],
             serial_number=r["serial_number"],
             status=AircraftStatus(r["status"]),
-            specs=json_value(r["specs"]) or {},
+            specs=cast(JSON, json_value(r["specs"]) or {}),
             total_flight_hours=float(r["total_flight_hours"]),
             version=r["version"],
             created_at=r["created_at"],

@@ -21,7 +21,6 @@ from asyncpg.pool import PoolConnectionProxy
 
 from gateway.db.router import Intent, Route
 
-
 RawConnection = asyncpg.Connection | PoolConnectionProxy
 
 

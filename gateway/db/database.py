@@ -23,8 +23,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-import asyncpg
-
 from gateway.config import Settings
 from gateway.db.connection import RawConnection, StatementObserver, TenantConnection
 from gateway.db.health import HealthProbe
