@@ -122,6 +122,7 @@ class Settings:
     trace_resolver_min_ms: float = 5.0
     slow_operation_ms: float = 500.0
     telemetry_future_skew_s: int = 900
+    planner: bool = True  # DBX_PLANNER: answer plannable queries with one SQL statement
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -195,6 +196,7 @@ class Settings:
             trace_resolver_min_ms=_num(env, "DBX_TRACE_RESOLVER_MIN_MS", 5.0, 0, 60_000),
             slow_operation_ms=_num(env, "DBX_SLOW_OPERATION_MS", 500.0, 0, 3_600_000),
             telemetry_future_skew_s=_int(env, "DBX_TELEMETRY_FUTURE_SKEW_S", 900, 0, 86_400),
+            planner=_bool(env.get("DBX_PLANNER", "on"), "DBX_PLANNER"),
             limits=limits,
         )
 

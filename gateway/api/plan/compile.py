@@ -1,0 +1,315 @@
+"""Selection to plan tree: decides whether a validated operation lies
+wholly inside the plannable subset and, if so, describes its response shape
+as a tree of ``Node``s. Fields are collected and merged by response key in
+document order, as graphql-core does, so the JSON keys come out in the same
+order as the resolver path's.
+
+Anything outside the subset (mutations, subscriptions, directives, unknown
+or unplanned fields, objects too wide for one ``json_build_object``) raises
+``Decline`` and the resolver path answers instead.
+
+Must not: write SQL or run anything; look at argument values (``bind``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLField,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+)
+
+from gateway.data.planned import AIRCRAFT_FIELDS, FLIGHT_FIELDS, Kind
+
+MAX_KEYS = 50  # json_build_object takes at most 100 arguments
+
+
+class Decline(Exception):
+    """This operation (or these arguments) is for the resolver path."""
+
+
+Selection = list[tuple[str, "Node"]]
+
+
+@dataclass(frozen=True)
+class Typename:
+    name: str
+
+
+@dataclass(frozen=True)
+class Column:
+    kind: Kind
+    field: str
+
+
+@dataclass(frozen=True)
+class RowObject:
+    """An Aircraft or Flight object over the current row."""
+
+    kind: Kind
+    selection: Selection
+
+
+@dataclass(frozen=True)
+class ById:
+    """``Query.aircraft(id)`` / ``Query.flight(id)``: ``slot`` indexes ``Plan.args``."""
+
+    kind: Kind
+    slot: int
+    selection: Selection
+
+
+@dataclass(frozen=True)
+class Related:
+    """``Flight.aircraft`` (kind aircraft) or ``Aircraft.latestFlight`` (kind flight)."""
+
+    kind: Kind
+    selection: Selection
+
+
+@dataclass(frozen=True)
+class Cursor:
+    pass
+
+
+@dataclass(frozen=True)
+class HasNextPage:
+    pass
+
+
+@dataclass(frozen=True)
+class EndCursor:
+    pass
+
+
+@dataclass(frozen=True)
+class TotalCount:
+    pass
+
+
+@dataclass(frozen=True)
+class Edges:
+    selection: Selection  # Cursor, RowObject (node), Typename
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    selection: Selection  # HasNextPage, EndCursor, Typename
+
+
+@dataclass(frozen=True)
+class Connection:
+    """``fleet`` / ``flights`` (root) or ``Aircraft.flights`` (nested)."""
+
+    kind: Kind
+    slot: int
+    nested: bool
+    selection: Selection  # Edges, PageInfo, TotalCount, Typename
+
+
+Node = (
+    Typename
+    | Column
+    | RowObject
+    | ById
+    | Related
+    | Cursor
+    | HasNextPage
+    | EndCursor
+    | TotalCount
+    | Edges
+    | PageInfo
+    | Connection
+)
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """A field whose arguments are bound per request."""
+
+    name: str  # aircraft, flight, fleet, flights, Aircraft.flights
+    definition: GraphQLField
+    node: FieldNode
+
+
+@dataclass
+class Plan:
+    operation: OperationDefinitionNode
+    root: Selection
+    args: list[ArgSpec]
+    sql_by_shape: dict[tuple[Any, ...], str] = field(default_factory=dict)
+
+
+def select_operation(doc: DocumentNode, name: str | None) -> OperationDefinitionNode:
+    ops = [d for d in doc.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        if len(ops) != 1:
+            raise Decline
+        return ops[0]
+    for op in ops:
+        if op.name is not None and op.name.value == name:
+            return op
+    raise Decline
+
+
+class _Compiler:
+    def __init__(self, schema: GraphQLSchema, doc: DocumentNode) -> None:
+        self.schema = schema
+        self.fragments = {
+            d.name.value: d for d in doc.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self.args: list[ArgSpec] = []
+
+    def collect(self, type_name: str, nodes: list[FieldNode]) -> list[tuple[str, list[FieldNode]]]:
+        """Subfields of ``nodes`` merged by response key, in document order."""
+        out: dict[str, list[FieldNode]] = {}
+        visited: set[str] = set()
+        for n in nodes:
+            if n.selection_set is None:
+                raise Decline
+            self._collect(type_name, n.selection_set, out, visited)
+        if len(out) > MAX_KEYS:
+            raise Decline
+        return list(out.items())
+
+    def _collect(
+        self,
+        type_name: str,
+        sel: SelectionSetNode,
+        out: dict[str, list[FieldNode]],
+        visited: set[str],
+    ) -> None:
+        for s in sel.selections:
+            if s.directives:
+                raise Decline  # @skip/@include depend on variables
+            if isinstance(s, FieldNode):
+                key = s.alias.value if s.alias is not None else s.name.value
+                out.setdefault(key, []).append(s)
+            elif isinstance(s, InlineFragmentNode):
+                cond = s.type_condition
+                if cond is not None and cond.name.value != type_name:
+                    raise Decline
+                self._collect(type_name, s.selection_set, out, visited)
+            elif isinstance(s, FragmentSpreadNode):
+                name = s.name.value
+                if name in visited:
+                    continue
+                visited.add(name)
+                frag = self.fragments.get(name)
+                if frag is None or frag.directives or frag.type_condition.name.value != type_name:
+                    raise Decline
+                self._collect(type_name, frag.selection_set, out, visited)
+
+    def _arg(self, name: str, parent: str, node: FieldNode) -> int:
+        gtype = self.schema.get_type(parent)
+        definition = gtype.fields[node.name.value]  # type: ignore[union-attr]
+        self.args.append(ArgSpec(name, definition, node))
+        return len(self.args) - 1
+
+    def query(self, op: OperationDefinitionNode) -> Selection:
+        out: Selection = []
+        fields: dict[str, list[FieldNode]] = {}
+        self._collect("Query", op.selection_set, fields, set())
+        if len(fields) > MAX_KEYS:
+            raise Decline
+        for key, nodes in fields.items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                out.append((key, Typename("Query")))
+            elif name in ("aircraft", "flight"):
+                kind: Kind = "aircraft" if name == "aircraft" else "flight"
+                slot = self._arg(name, "Query", nodes[0])
+                out.append((key, ById(kind, slot, self.row(kind, nodes))))
+            elif name in ("fleet", "flights"):
+                kind = "aircraft" if name == "fleet" else "flight"
+                slot = self._arg(name, "Query", nodes[0])
+                out.append((key, self.connection(kind, slot, False, nodes)))
+            else:
+                raise Decline
+        return out
+
+    def row(self, kind: Kind, nodes: list[FieldNode]) -> Selection:
+        type_name = "Aircraft" if kind == "aircraft" else "Flight"
+        scalars = AIRCRAFT_FIELDS if kind == "aircraft" else FLIGHT_FIELDS
+        out: Selection = []
+        for key, sub in self.collect(type_name, nodes):
+            name = sub[0].name.value
+            if name == "__typename":
+                out.append((key, Typename(type_name)))
+            elif name in scalars:
+                out.append((key, Column(kind, name)))
+            elif kind == "aircraft" and name == "flights":
+                slot = self._arg("Aircraft.flights", "Aircraft", sub[0])
+                out.append((key, self.connection("flight", slot, True, sub)))
+            elif kind == "aircraft" and name == "latestFlight":
+                out.append((key, Related("flight", self.row("flight", sub))))
+            elif kind == "flight" and name == "aircraft":
+                out.append((key, Related("aircraft", self.row("aircraft", sub))))
+            else:
+                raise Decline
+        return out
+
+    def connection(self, kind: Kind, slot: int, nested: bool, nodes: list[FieldNode]) -> Connection:
+        prefix = "Aircraft" if kind == "aircraft" else "Flight"
+        out: Selection = []
+        for key, sub in self.collect(f"{prefix}Connection", nodes):
+            name = sub[0].name.value
+            if name == "__typename":
+                out.append((key, Typename(f"{prefix}Connection")))
+            elif name == "totalCount":
+                out.append((key, TotalCount()))
+            elif name == "edges":
+                out.append((key, Edges(self.edge(kind, prefix, sub))))
+            elif name == "pageInfo":
+                out.append((key, PageInfo(self.page_info(sub))))
+            else:
+                raise Decline
+        return Connection(kind, slot, nested, out)
+
+    def edge(self, kind: Kind, prefix: str, nodes: list[FieldNode]) -> Selection:
+        out: Selection = []
+        for key, sub in self.collect(f"{prefix}Edge", nodes):
+            name = sub[0].name.value
+            if name == "__typename":
+                out.append((key, Typename(f"{prefix}Edge")))
+            elif name == "cursor":
+                out.append((key, Cursor()))
+            elif name == "node":
+                out.append((key, RowObject(kind, self.row(kind, sub))))
+            else:
+                raise Decline
+        return out
+
+    def page_info(self, nodes: list[FieldNode]) -> Selection:
+        out: Selection = []
+        for key, sub in self.collect("PageInfo", nodes):
+            name = sub[0].name.value
+            if name == "__typename":
+                out.append((key, Typename("PageInfo")))
+            elif name == "hasNextPage":
+                out.append((key, HasNextPage()))
+            elif name == "endCursor":
+                out.append((key, EndCursor()))
+            else:
+                raise Decline
+        return out
+
+
+def compile_plan(schema: GraphQLSchema, doc: DocumentNode, operation_name: str | None) -> Plan:
+    """The plan of a validated document's operation, or ``Decline``."""
+    op = select_operation(doc, operation_name)
+    if op.operation is not OperationType.QUERY or op.directives:
+        raise Decline
+    c = _Compiler(schema, doc)
+    root = c.query(op)
+    return Plan(operation=op, root=root, args=c.args)

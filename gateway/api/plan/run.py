@@ -1,0 +1,147 @@
+"""``Planner``: answers a validated query operation with one SQL statement
+whose single value is the response's ``data`` JSON, built by PostgreSQL,
+or returns None so the resolver path answers.
+
+Plans are cached per (query text, operation name), bounded LRU, declines
+included; statement texts per argument shape inside each plan. A request
+costs a variable coercion, argument checks, one tenant read transaction
+(``DbSession.read``: replica routing, read-your-writes, retries) and no
+JSON parsing in Python: the text goes into the body as an
+``orjson.Fragment``.
+
+Errors are never produced here: arguments the resolvers would refuse, a
+role without ``read``, and a failing statement all return None, so every
+error comes from the resolver path.
+
+Must not: write SQL (``gateway.data.planned``) or open connections.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any
+
+from graphql import DocumentNode, GraphQLSchema
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from gateway.api.plan.compile import Decline, Plan, compile_plan
+from gateway.api.plan.sql import bind, shape, statement
+from gateway.auth import Principal
+from gateway.data import planned
+from gateway.db.database import DbSession
+from gateway.errors import GatewayError
+from gateway.observability import Observability
+from gateway.observability.operation import document_hash, operation_label
+
+MAX_SHAPES = 32  # statement texts per plan (argument shapes)
+
+
+class Planner:
+    """Per process; built by ``GraphQLHttp`` when ``settings.planner`` is on."""
+
+    def __init__(self, schema: GraphQLSchema, *, max_first: int, maxsize: int = 512) -> None:
+        self._schema = schema
+        self._max_first = max_first
+        self._maxsize = maxsize
+        self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+        self.planned = 0  # answered here (for tests and the bench)
+        self.declined = 0
+
+    def plan(self, query: str, name: str | None, document: DocumentNode) -> Plan | None:
+        key = (query, name)
+        if key in self._plans:
+            self._plans.move_to_end(key)
+            return self._plans[key]
+        try:
+            plan: Plan | None = compile_plan(self._schema, document, name)
+        except Decline:
+            plan = None
+        self._plans[key] = plan
+        if len(self._plans) > self._maxsize:
+            self._plans.popitem(last=False)
+        return plan
+
+    def statement_for(
+        self, plan: Plan, variables: dict[str, Any] | None, principal: Principal
+    ) -> tuple[str, list[Any]] | None:
+        """SQL text and values for this request, or None (resolver path)."""
+        try:
+            bounds, values = bind(plan, self._schema, variables, principal.org_id, self._max_first)
+        except Decline:
+            return None
+        key = shape(bounds)
+        sql = plan.sql_by_shape.get(key)
+        if sql is None:
+            sql = statement(plan, bounds)
+            if len(plan.sql_by_shape) >= MAX_SHAPES:
+                plan.sql_by_shape.clear()
+            plan.sql_by_shape[key] = sql
+        return sql, values
+
+    async def execute(
+        self,
+        session: DbSession,
+        principal: Principal,
+        op: dict[str, Any],
+        document: DocumentNode,
+        obs: Observability | None = None,
+    ) -> str | None:
+        """The ``data`` JSON text, or None when the resolver path must answer."""
+        if not principal.can("read"):
+            self.declined += 1
+            return None
+        plan = self.plan(op["query"], op["operationName"], document)
+        found = None if plan is None else self.statement_for(plan, op["variables"], principal)
+        if found is None:
+            self.declined += 1
+            return None
+        sql, values = found
+        if obs is None:
+            text = await self._read(session, sql, values)
+        else:
+            text = await self._traced(session, sql, values, op, obs)
+        if text is None:
+            self.declined += 1
+            return None
+        self.planned += 1
+        return text
+
+    async def _read(self, session: DbSession, sql: str, values: list[Any]) -> str | None:
+        try:
+            return await session.read(planned.fetch_json, sql, values)
+        except GatewayError:
+            return None  # the resolver path answers, with its own error
+
+    async def _traced(
+        self,
+        session: DbSession,
+        sql: str,
+        values: list[Any],
+        op: dict[str, Any],
+        obs: Observability,
+    ) -> str | None:
+        # The same operation span and metrics as the resolver path's extension.
+        name = op["operationName"]
+        p0 = time.perf_counter()
+        span = obs.tracer.start_span(f"query {name}" if name else "query")
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            text = await self._read(session, sql, values)
+        finally:
+            otel_context.detach(token)
+        elapsed = time.perf_counter() - p0
+        if span.is_recording():
+            span.set_attribute("graphql.operation.type", "query")
+            if name:
+                span.set_attribute("graphql.operation.name", name[:200])
+            span.set_attribute("graphql.document.hash", document_hash(op["query"]))
+            span.set_attribute("dbx.graphql.planned", text is not None)
+            span.set_attribute("dbx.graphql.outcome", "ok")
+        span.end()
+        if text is not None:
+            label = operation_label(name)
+            obs.metrics.operations.inc(label, "query", "ok")
+            obs.metrics.operation_duration.observe(elapsed, label, "query")
+        return text

@@ -1,0 +1,271 @@
+"""Plan tree to one SQL statement, and per-request argument binding.
+
+``bind`` coerces the request's variables and each planned field's
+arguments exactly as the resolvers do (``gateway.api.cursors`` and the
+filter converters of ``gateway.api.query``); any argument the resolvers
+would refuse raises ``Decline``, so the resolver path answers with its own
+error. Binding hands out the placeholders, so the statement's text depends
+only on the *shape* of the arguments (which filters and cursors are given);
+``statement`` builds that text once per shape and the plan caches it.
+
+The statement is a single ``select json_build_object(...)``: root fields
+are correlated subqueries, connections aggregate a keyset page
+(``json_agg`` ordered by position, one extra row for ``hasNextPage``),
+nested objects are correlated subqueries on the parent row. The SQL
+pieces themselves come from ``gateway.data.planned``.
+
+Must not: run SQL or open connections.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import GraphQLError, GraphQLSchema
+from graphql.execution.values import get_argument_values, get_variable_values
+
+from gateway.api import cursors
+from gateway.api.inputs import AircraftFilter, FlightFilter
+from gateway.api.plan.compile import (
+    ById,
+    Column,
+    Connection,
+    Cursor,
+    Decline,
+    Edges,
+    EndCursor,
+    HasNextPage,
+    Node,
+    PageInfo,
+    Plan,
+    Related,
+    RowObject,
+    Selection,
+    TotalCount,
+    Typename,
+)
+from gateway.api.query import aircraft_filter, flight_filter
+from gateway.api.types import AircraftStatus, FlightStatus
+from gateway.data import planned
+from gateway.data.fragments import Params
+from gateway.errors import GatewayError
+
+PARENT = "{parent}"
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One argument-bearing field's placeholders and conditions."""
+
+    id_param: str = ""
+    cond: tuple[str, ...] = ()
+    count_cond: tuple[str, ...] = ()
+    size_param: str = ""
+    limit_param: str = ""
+
+
+def _enum(cls: type[enum.Enum], value: Any) -> Any:
+    if value is None:
+        return None
+    return value if isinstance(value, cls) else cls(getattr(value, "value", value))
+
+
+def _aircraft_input(raw: Mapping[str, Any] | None) -> AircraftFilter | None:
+    if raw is None:
+        return None
+    return AircraftFilter(
+        status=_enum(AircraftStatus, raw.get("status")),
+        manufacturer=raw.get("manufacturer"),
+        registration_prefix=raw.get("registrationPrefix"),
+    )
+
+
+def _flight_input(raw: Mapping[str, Any] | None) -> FlightFilter | None:
+    if raw is None:
+        return None
+    return FlightFilter(
+        aircraft_id=raw.get("aircraftId"),
+        status=_enum(FlightStatus, raw.get("status")),
+        origin=raw.get("origin"),
+        destination=raw.get("destination"),
+        departed_from=raw.get("departedFrom"),
+        departed_to=raw.get("departedTo"),
+    )
+
+
+def bind(
+    plan: Plan,
+    schema: GraphQLSchema,
+    variables: dict[str, Any] | None,
+    org_id: uuid.UUID,
+    max_first: int,
+) -> tuple[list[Bound], list[Any]]:
+    """Placeholders per argument-bearing field and the values to send
+    (``$1`` is the org), or ``Decline``."""
+    try:
+        coerced = get_variable_values(
+            schema, plan.operation.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):
+            raise Decline
+        p = Params(org_id)
+        bounds: list[Bound] = []
+        for spec in plan.args:
+            args = get_argument_values(spec.definition, spec.node, coerced)
+            bounds.append(_bind_field(p, spec.name, args, max_first))
+        return bounds, p.values
+    except (GatewayError, GraphQLError, ValueError, TypeError, KeyError):
+        raise Decline from None
+
+
+def _bind_field(p: Params, name: str, args: dict[str, Any], max_first: int) -> Bound:
+    if name in ("aircraft", "flight"):
+        return Bound(id_param=p.add(cursors.parse_id(args["id"])))
+    size = cursors.page_size(args.get("first"), max_first)
+    if name == "Aircraft.flights":
+        key = cursors.parse_flight_cursor(args.get("after"))
+        cond = planned.flights_of_conditions(p, PARENT, key)
+        count = ["f.org_id = $1", f"f.aircraft_id = {PARENT}.id"]
+    elif name == "fleet":
+        aircraft_key = cursors.parse_aircraft_cursor(args.get("after"))
+        count = planned.filter_conditions(
+            p, "aircraft", aircraft_filter(_aircraft_input(args.get("filter")))
+        )
+        cond = list(count)
+        if aircraft_key is not None:
+            cond.append(planned.seek_condition(p, "aircraft", aircraft_key))
+    else:
+        flight_key = cursors.parse_flight_cursor(args.get("after"))
+        count = planned.filter_conditions(
+            p, "flight", flight_filter(_flight_input(args.get("filter")))
+        )
+        cond = list(count)
+        if flight_key is not None:
+            cond.append(planned.seek_condition(p, "flight", flight_key))
+    return Bound(
+        cond=tuple(cond),
+        count_cond=tuple(count),
+        size_param=p.add(size),
+        limit_param=p.add(size + 1),
+    )
+
+
+def shape(bounds: list[Bound]) -> tuple[Bound, ...]:
+    """What the statement text depends on (frozen, so hashable)."""
+    return tuple(bounds)
+
+
+def statement(plan: Plan, bounds: list[Bound]) -> str:
+    return _Emitter(bounds).root(plan.root)
+
+
+def _literal(text: str) -> str:
+    # Response keys and type names are GraphQL names: [_A-Za-z][_0-9A-Za-z]*
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _object(parts: list[tuple[str, str]]) -> str:
+    return "json_build_object(" + ", ".join(f"{_literal(k)}, {v}" for k, v in parts) + ")"
+
+
+class _Emitter:
+    def __init__(self, bounds: list[Bound]) -> None:
+        self.bounds = bounds
+        self.n = 0
+
+    def alias(self) -> str:
+        self.n += 1
+        return f"t{self.n}"
+
+    def root(self, sel: Selection) -> str:
+        return "select " + _object([(k, self.node(n, "")) for k, n in sel])
+
+    def row(self, kind: planned.Kind, sel: Selection, t: str) -> str:
+        return _object([(k, self.node(n, t, kind)) for k, n in sel])
+
+    def node(self, n: Node, t: str, kind: planned.Kind = "aircraft") -> str:
+        if isinstance(n, Typename):
+            return _literal(n.name)
+        if isinstance(n, Column):
+            return planned.column(n.kind, n.field, t)
+        if isinstance(n, ById):
+            s = self.alias()
+            obj = self.row(n.kind, n.selection, s)
+            return f"(select {obj} {planned.by_id(n.kind, s, self.bounds[n.slot].id_param)})"
+        if isinstance(n, Related):
+            s = self.alias()
+            obj = self.row(n.kind, n.selection, s)
+            source = (
+                planned.aircraft_of_flight(s, t)
+                if n.kind == "aircraft"
+                else planned.latest_flight_of(s, t)
+            )
+            return f"(select {obj} {source})"
+        if isinstance(n, Connection):
+            return self.connection(n, t)
+        raise Decline  # edge and page parts are handled by ``connection``
+
+    def connection(self, c: Connection, parent: str) -> str:
+        b = self.bounds[c.slot]
+        s = self.alias()
+        paged = False
+        parts: list[tuple[str, str]] = []
+        for key, part in c.selection:
+            if isinstance(part, Typename):
+                parts.append((key, _literal(part.name)))
+            elif isinstance(part, TotalCount):
+                cond = [x.replace(PARENT, parent) for x in b.count_cond]
+                parts.append((key, f"({planned.count_source(c.kind, cond)})"))
+            elif isinstance(part, Edges):
+                paged = True
+                edge = self.edge(c, part, s)
+                parts.append(
+                    (
+                        key,
+                        f"coalesce(json_agg({edge} order by {s}.dbx_rn)"
+                        f" filter (where {s}.dbx_rn <= {b.size_param}), '[]'::json)",
+                    )
+                )
+            elif isinstance(part, PageInfo):
+                paged = True
+                parts.append((key, self.page_info(c, part, s)))
+        obj = _object(parts)
+        if not paged:
+            return f"(select {obj})"
+        cond = [x.replace(PARENT, parent) for x in b.cond]
+        source = planned.page_source(c.kind, cond, b.limit_param)
+        return f"(select {obj} from ({source}) {s})"
+
+    def edge(self, c: Connection, e: Edges, s: str) -> str:
+        parts: list[tuple[str, str]] = []
+        for key, part in e.selection:
+            if isinstance(part, Typename):
+                parts.append((key, _literal(part.name)))
+            elif isinstance(part, Cursor):
+                parts.append((key, planned.cursor(c.kind, s)))
+            elif isinstance(part, RowObject):
+                parts.append((key, self.row(part.kind, part.selection, s)))
+        return _object(parts)
+
+    def page_info(self, c: Connection, pi: PageInfo, s: str) -> str:
+        size = self.bounds[c.slot].size_param
+        parts: list[tuple[str, str]] = []
+        for key, part in pi.selection:
+            if isinstance(part, Typename):
+                parts.append((key, _literal(part.name)))
+            elif isinstance(part, HasNextPage):
+                parts.append((key, f"count(*) > {size}"))
+            elif isinstance(part, EndCursor):
+                cur = planned.cursor(c.kind, s)
+                parts.append(
+                    (
+                        key,
+                        f"(array_agg({cur} order by {s}.dbx_rn desc)"
+                        f" filter (where {s}.dbx_rn <= {size}))[1]",
+                    )
+                )
+        return _object(parts)
