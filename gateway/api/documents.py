@@ -24,6 +24,7 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     InlineFragmentNode,
+    IntValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -79,41 +80,56 @@ def count_tokens(query: str, limit: int) -> int:
 
 
 class _Measure:
-    """Depth and alias count of operations, fragments memoised."""
+    """Depth, alias count and estimated cost of operations, fragments
+    memoised. The cost estimates the rows a query may ask for: each field
+    counts 1, and a field with a ``first`` argument multiplies what it selects
+    by that many (a variable counts as the page cap, since the check runs once
+    per query text, before variables are known)."""
 
-    def __init__(self, doc: DocumentNode) -> None:
+    def __init__(self, doc: DocumentNode, max_first: int) -> None:
         self.fragments = {
             d.name.value: d for d in doc.definitions if isinstance(d, FragmentDefinitionNode)
         }
-        self.memo: dict[str, tuple[int, int]] = {}
+        self.max_first = max_first
+        self.memo: dict[str, tuple[int, int, int]] = {}
         self.visiting: set[str] = set()
 
-    def selection(self, sel: SelectionSetNode | None) -> tuple[int, int]:
-        depth, aliases = 0, 0
+    def _page(self, node: FieldNode) -> int:
+        for arg in node.arguments or ():
+            if arg.name.value != "first":
+                continue
+            if isinstance(arg.value, IntValueNode):
+                return max(1, min(int(arg.value.value), self.max_first))
+            return self.max_first
+        return 1
+
+    def selection(self, sel: SelectionSetNode | None) -> tuple[int, int, int]:
+        depth, aliases, cost = 0, 0, 0
         if sel is None:
-            return 0, 0
+            return 0, 0, 0
         for node in sel.selections:
             if isinstance(node, FieldNode):
                 if node.alias is not None:
                     aliases += 1
                 if node.name.value.startswith("__") and node.name.value != "__typename":
                     continue  # introspection: refused in prod, bounded by the schema in dev
-                d, a = self.selection(node.selection_set)
+                d, a, c = self.selection(node.selection_set)
                 depth, aliases = max(depth, d + 1), aliases + a
+                cost += 1 + self._page(node) * c
             elif isinstance(node, InlineFragmentNode):
-                d, a = self.selection(node.selection_set)
-                depth, aliases = max(depth, d), aliases + a
+                d, a, c = self.selection(node.selection_set)
+                depth, aliases, cost = max(depth, d), aliases + a, cost + c
             elif isinstance(node, FragmentSpreadNode):
-                d, a = self.fragment(node.name.value)
-                depth, aliases = max(depth, d), aliases + a
-        return depth, aliases
+                d, a, c = self.fragment(node.name.value)
+                depth, aliases, cost = max(depth, d), aliases + a, cost + c
+        return depth, aliases, cost
 
-    def fragment(self, name: str) -> tuple[int, int]:
+    def fragment(self, name: str) -> tuple[int, int, int]:
         if name in self.memo:
             return self.memo[name]
         frag = self.fragments.get(name)
         if frag is None or name in self.visiting:
-            return 0, 0  # unknown or cyclic: validation reports it
+            return 0, 0, 0  # unknown or cyclic: validation reports it
         self.visiting.add(name)
         result = self.selection(frag.selection_set)
         self.visiting.discard(name)
@@ -122,12 +138,12 @@ class _Measure:
 
 
 def check_limits(doc: DocumentNode, limits: Limits) -> list[GatewayError]:
-    m = _Measure(doc)
+    m = _Measure(doc, limits.max_first)
     errors: list[GatewayError] = []
     for op in doc.definitions:
         if not isinstance(op, OperationDefinitionNode):
             continue
-        depth, aliases = m.selection(op.selection_set)
+        depth, aliases, cost = m.selection(op.selection_set)
         if depth > limits.max_depth:
             errors.append(
                 QueryTooComplex(f"Query depth {depth} exceeds the limit of {limits.max_depth}")
@@ -135,6 +151,12 @@ def check_limits(doc: DocumentNode, limits: Limits) -> list[GatewayError]:
         if aliases > limits.max_aliases:
             errors.append(
                 QueryTooComplex(f"Query uses {aliases} aliases; the limit is {limits.max_aliases}")
+            )
+        if cost > limits.max_cost:
+            errors.append(
+                QueryTooComplex(
+                    f"Query may return about {cost} objects; the limit is {limits.max_cost}"
+                )
             )
     return errors
 

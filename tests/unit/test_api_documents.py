@@ -89,3 +89,25 @@ def test_point_time_validation() -> None:
     assert isinstance(validate_point({"recordedAt": "x"}, NOW, 900), str)
     assert isinstance(validate_point({"recordedAt": "2026-05-01T00:00:00Z", "x": 1}, NOW, 900), str)
     assert isinstance(validate_point([1, 2], NOW, 900), str)
+
+
+def test_cost_multiplies_nested_pages_and_refuses_above_the_cap() -> None:
+    from graphql import parse
+
+    from gateway.api.documents import check_limits
+    from gateway.config import Limits
+
+    limits = Limits(max_cost=50_000, max_first=500)
+    wide = (
+        "{ fleet(first: 500) { edges { node { flights(first: 500) { edges { node { id } } } } } } }"
+    )
+    narrow = (
+        "{ fleet(first: 50) { edges { node { flights(first: 5) { edges { node { id } } } } } } }"
+    )
+    variables = (
+        "query($n: Int) { fleet(first: $n) { edges { node { flights(first: $n) { totalCount } } } } }"
+    )
+    assert [e.code for e in check_limits(parse(wide), limits)] == ["QUERY_TOO_COMPLEX"]
+    assert check_limits(parse(narrow), limits) == []
+    # a variable counts as the page cap
+    assert [e.code for e in check_limits(parse(variables), limits)] == ["QUERY_TOO_COMPLEX"]
