@@ -104,7 +104,10 @@ def test_cost_multiplies_nested_pages_and_refuses_above_the_cap() -> None:
     narrow = (
         "{ fleet(first: 50) { edges { node { flights(first: 5) { edges { node { id } } } } } } }"
     )
-    variables = "query($n: Int) { fleet(first: $n) { edges { node { flights(first: $n) { totalCount } } } } }"
+    variables = (
+        "query($n: Int) { fleet(first: $n) { edges { node {"
+        " flights(first: $n) { totalCount } } } } }"
+    )
     assert [e.code for e in check_limits(parse(wide), limits)] == ["QUERY_TOO_COMPLEX"]
     assert check_limits(parse(narrow), limits) == []
     # a variable counts as the page cap
