@@ -118,29 +118,45 @@ async def _new_flights(owner: asyncpg.Connection, ds: Dataset, n: int) -> list[u
     return ids
 
 
-async def _cleanup(owner: asyncpg.Connection, ids: list[uuid.UUID]) -> str:
+async def _cleanup(owner_dsn: str, ds: Dataset) -> str:
+    """Delete every ``BENCH`` flight of the benchmark organization (this run's,
+    and any an interrupted run left), on a fresh connection."""
     try:
-        async with owner.transaction():
-            await owner.execute("select set_config('dbx.user_id', 'dbx-bench', true)")
-            await owner.execute(
-                "delete from dbx_aviation.flight_telemetry where flight_id = any($1)", ids
-            )
-            await owner.execute(
-                "delete from dbx_aviation.telemetry_ingest_batches where flight_id = any($1)", ids
-            )
-            await owner.execute("delete from dbx_aviation.flights where id = any($1)", ids)
-    except asyncpg.PostgresError as exc:
-        return f"ingest flights kept (cleanup refused: {exc.__class__.__name__})"
+        owner = await asyncpg.connect(owner_dsn)
+        try:
+            async with owner.transaction():
+                await owner.execute("select set_config('dbx.user_id', 'dbx-bench', true)")
+                ids = [
+                    r["id"]
+                    for r in await owner.fetch(
+                        "select id from dbx_aviation.flights"
+                        " where org_id = $1 and flight_number ~ '^BENCH'",
+                        ds.org_id,
+                    )
+                ]
+                await owner.execute(
+                    "delete from dbx_aviation.flight_telemetry where flight_id = any($1)", ids
+                )
+                await owner.execute(
+                    "delete from dbx_aviation.telemetry_ingest_batches where flight_id = any($1)",
+                    ids,
+                )
+                await owner.execute("delete from dbx_aviation.flights where id = any($1)", ids)
+        finally:
+            await owner.close()
+    except (OSError, asyncpg.PostgresError) as exc:
+        return f"ingest flights kept (cleanup failed: {exc.__class__.__name__})"
     return ""
 
 
 async def measure(
     owner_dsn: str, ds: Dataset, dbx_base: str | None, operator_token: str, points: int
 ) -> list[IngestRate]:
+    await _cleanup(owner_dsn, ds)
     owner = await asyncpg.connect(owner_dsn)
     results: list[IngestRate] = []
-    ids = await _new_flights(owner, ds, 3)
     try:
+        ids = await _new_flights(owner, ds, 3)
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
         rows = _samples(points, start, 1)
         aircraft = ds.registrations[0][1]
@@ -152,14 +168,14 @@ async def measure(
         results.append(
             IngestRate("raw binary COPY (owner)", points, time.perf_counter() - t0, points)
         )
-        if dbx_base is not None:
-            results.append(_ndjson(dbx_base, ids[1], rows, operator_token))
-            results.append(_graphql(dbx_base, ids[2], rows, operator_token))
     finally:
-        note = await _cleanup(owner, ids)
         await owner.close()
+    if dbx_base is not None:
+        results.append(_ndjson(dbx_base, ids[1], rows, operator_token))
+        results.append(_graphql(dbx_base, ids[2], rows, operator_token))
+    note = await _cleanup(owner_dsn, ds)
     if note:
-        results[-1].note = note
+        results[-1].note = "; ".join(n for n in (results[-1].note, note) if n)
     return results
 
 

@@ -21,7 +21,7 @@ LUA = HERE / "wrk" / "graphql.lua"
 class Measurement:
     """One server and query: rate, latency percentiles (ms) and error counts."""
 
-    rate: float
+    rate: float  # answered without errors, per second
     p50_ms: float
     p99_ms: float
     requests: int
@@ -69,7 +69,8 @@ def run_wrk(
     first = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_FIRST_ERROR ")), "")
     errors = r["gql_errors"] + r["bad_status"] + r["socket_errors"] + r["timeouts"]
     return Measurement(
-        rate=r["requests"] / (r["duration_us"] / 1e6),
+        # only good answers count: an error is not a served request
+        rate=max(r["requests"] - errors, 0) / (r["duration_us"] / 1e6),
         p50_ms=r["p50_us"] / 1000,
         p99_ms=r["p99_us"] / 1000,
         requests=r["requests"],

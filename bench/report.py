@@ -43,6 +43,28 @@ def _cell(v: Measurement | str | None, unit: str) -> str:
     return v.cell(unit)
 
 
+# issue 7's targets: (query, against, lowest DBX rate / other rate)
+TARGETS = (
+    ("Q1", "postgraphile", 1.5),
+    ("Q2", "postgraphile", 1.0),
+    ("Q4", "raw", 1 / 1.1),
+    ("Q5", "raw", 1 / 1.1),
+)
+
+
+def _targets(r: Results) -> list[str]:
+    out = []
+    for q, other, lowest in TARGETS:
+        row = r.cells.get(q, {})
+        dbx, them = row.get("dbx"), row.get(other)
+        if not (isinstance(dbx, Measurement) and isinstance(them, Measurement) and them.rate):
+            continue
+        ratio = dbx.rate / them.rate
+        verdict = "met" if ratio >= lowest and not dbx.errors else "not met"
+        out.append(f"- {q}: DBX / {other} = {ratio:.2f}x, target >= {lowest:.2f}x: **{verdict}**")
+    return out
+
+
 def _split(m: Measurement | str | None, seconds: float) -> str:
     if not isinstance(m, Measurement) or not m.cpu_split:
         return "n/a"
@@ -73,6 +95,9 @@ def render(r: Results, *, labels: dict[str, str], seconds: float) -> str:
             f"| {TITLES[q]} | {_cell(dbx, 'req/s')} | {_cell(pgl, 'req/s')}"
             f" | {_cell(raw, 'ops/s')} | {_ratio(dbx, pgl)} | {_ratio(dbx, raw)} |"
         )
+    targets = _targets(r)
+    if targets:
+        lines += ["", "Targets of issue 7 (errors count as a miss):", "", *targets]
     lines += [
         "",
         "CPU time of each worker process during the measured run (share per worker,"

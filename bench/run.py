@@ -57,6 +57,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=2, help="DBX workers = PostGraphile processes")
+    p.add_argument(
+        "--target",
+        choices=["primary", "replica"],
+        default="primary",
+        help="where PostGraphile and raw asyncpg connect (PgBouncer session mode)",
+    )
     p.add_argument("--raw-tasks", type=int, default=32)
     p.add_argument("--pool", type=int, default=8, help="PostGraphile pool per process, raw pool")
     p.add_argument("--ingest-points", type=int, help="default 100000 (20000 with --quick)")
@@ -151,8 +157,12 @@ async def main_async(a: argparse.Namespace) -> Path:
     settings = Settings.from_env()
     status: dict[str, Any] = dataset.stack_status()
     dsns = status["dsns"]
-    target = dsns["gateway_primary"]
-    target_label = "PgBouncer's session-mode `dbx` (primary)"
+    if a.target == "replica" and dsns["gateway_replicas"]:
+        target = dsns["gateway_replicas"][0]
+        target_label = "PgBouncer's session-mode `dbx_replica_1` (a replica)"
+    else:
+        target = dsns["gateway_primary"]
+        target_label = "PgBouncer's session-mode `dbx` (primary)"
     ensure_wrk()
     log(f"data set ({a.size}) ...")
     ds = await dataset.prepare(settings.owner_dsn, dataset.SIZES[a.size], log)
@@ -161,7 +171,7 @@ async def main_async(a: argparse.Namespace) -> Path:
     late = await dataset.wait_for_replicas(
         next(n["admin_dsn"] for n in nodes if n["role"] == "primary"),
         [n["admin_dsn"] for n in nodes if n["role"] == "replica"],
-        timeout_s=60,
+        timeout_s=30,
     )
     node = install_postgraphile(log)
     secret = settings.jwt_secret or ""
