@@ -205,9 +205,11 @@ class Database:
             await asyncio.sleep(0.005)
 
     def _fail_node(self, node: Node, exc: BaseException) -> None:
-        log.warning("node failed", extra={"node": node.name, "error": type(exc).__name__})
-        node.breaker.trip()
-        node.health.reachable = False
+        """A connection to ``node`` failed. One dead connection (a backend
+        terminated, a pooled socket timed out) does not prove the node dead,
+        so probe it now: the probe opens the breaker if the node is gone."""
+        log.warning("connection failed", extra={"node": node.name, "error": type(exc).__name__})
+        self.probe.probe_soon(node)
         if node.pool is not None:
             # close idle connections now; busy ones are closed when released
             task = asyncio.get_running_loop().create_task(node.pool.expire_connections())

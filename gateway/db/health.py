@@ -49,7 +49,15 @@ class HealthProbe:
         self.timeout_s = timeout_s
         self._conns: dict[str, asyncpg.Connection] = {}
         self._task: asyncio.Task[None] | None = None
+        self._soon: dict[str, asyncio.Task[None]] = {}
         self.changed = asyncio.Event()
+
+    def probe_soon(self, node: Node) -> None:
+        """Probe ``node`` now, outside the schedule (once at a time)."""
+        running = self._soon.get(node.name)
+        if running is not None and not running.done():
+            return
+        self._soon[node.name] = asyncio.get_running_loop().create_task(self.probe(node))
 
     async def probe_all(self) -> None:
         await asyncio.gather(*(self.probe(n) for n in self.nodes))
@@ -142,5 +150,8 @@ class HealthProbe:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for task in self._soon.values():
+            task.cancel()
+        self._soon.clear()
         for name in list(self._conns):
             self._conns.pop(name).terminate()
