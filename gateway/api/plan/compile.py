@@ -13,7 +13,7 @@ Must not: write SQL or run anything; look at argument values (``bind``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from graphql import (
@@ -140,6 +140,8 @@ class ArgSpec:
     name: str  # aircraft, flight, fleet, flights, Aircraft.flights
     definition: GraphQLField
     node: FieldNode
+    paged: bool = True  # edges or pageInfo selected: the page query runs
+    counted: bool = True  # totalCount selected: the count query runs
 
 
 @dataclass
@@ -274,6 +276,9 @@ class _Compiler:
                 out.append((key, PageInfo(self.page_info(sub))))
             else:
                 raise Decline
+        paged = any(isinstance(n, Edges | PageInfo) for _, n in out)
+        counted = any(isinstance(n, TotalCount) for _, n in out)
+        self.args[slot] = replace(self.args[slot], paged=paged, counted=counted)
         return Connection(kind, slot, nested, out)
 
     def edge(self, kind: Kind, prefix: str, nodes: list[FieldNode]) -> Selection:

@@ -116,36 +116,43 @@ def bind(
         bounds: list[Bound] = []
         for spec in plan.args:
             args = get_argument_values(spec.definition, spec.node, coerced)
-            bounds.append(_bind_field(p, spec.name, args, max_first))
+            bounds.append(_bind_field(p, spec.name, args, max_first, spec.paged, spec.counted))
         return bounds, p.values
     except (GatewayError, GraphQLError, ValueError, TypeError, KeyError):
         raise Decline from None
 
 
-def _bind_field(p: Params, name: str, args: dict[str, Any], max_first: int) -> Bound:
+def _bind_field(
+    p: Params, name: str, args: dict[str, Any], max_first: int, paged: bool, counted: bool
+) -> Bound:
     if name in ("aircraft", "flight"):
         return Bound(id_param=p.add(cursors.parse_id(args["id"])))
+    # Arguments are checked even when only totalCount is asked: the resolver
+    # refuses them all the same. Unused values are not sent (PostgreSQL cannot
+    # type a parameter no statement text mentions): they go to a scratch Params.
+    seek = p if paged else Params()
+    p = p if paged or counted else Params()
     size = cursors.page_size(args.get("first"), max_first)
     if name == "Aircraft.flights":
         key = cursors.parse_flight_cursor(args.get("after"))
-        cond = planned.flights_of_conditions(p, PARENT, key)
+        cond = planned.flights_of_conditions(seek, PARENT, key)
         count = ["f.org_id = $1", f"f.aircraft_id = {PARENT}.id"]
     elif name == "fleet":
         aircraft_key = cursors.parse_aircraft_cursor(args.get("after"))
-        count = planned.filter_conditions(
-            p, "aircraft", aircraft_filter(_aircraft_input(args.get("filter")))
-        )
+        aircraft_flt = aircraft_filter(_aircraft_input(args.get("filter")))
+        count = planned.filter_conditions(p, "aircraft", aircraft_flt)
         cond = list(count)
         if aircraft_key is not None:
-            cond.append(planned.seek_condition(p, "aircraft", aircraft_key))
+            cond.append(planned.seek_condition(seek, "aircraft", aircraft_key))
     else:
         flight_key = cursors.parse_flight_cursor(args.get("after"))
-        count = planned.filter_conditions(
-            p, "flight", flight_filter(_flight_input(args.get("filter")))
-        )
+        flight_flt = flight_filter(_flight_input(args.get("filter")))
+        count = planned.filter_conditions(p, "flight", flight_flt)
         cond = list(count)
         if flight_key is not None:
-            cond.append(planned.seek_condition(p, "flight", flight_key))
+            cond.append(planned.seek_condition(seek, "flight", flight_key))
+    if not paged:
+        return Bound(cond=tuple(cond), count_cond=tuple(count))
     return Bound(
         cond=tuple(cond),
         count_cond=tuple(count),
@@ -182,7 +189,9 @@ class _Emitter:
         return f"t{self.n}"
 
     def root(self, sel: Selection) -> str:
-        return "select " + _object([(k, self.node(n, "")) for k, n in sel])
+        # $1 (the org) is referenced even when no table is read (`{ __typename }`).
+        obj = _object([(k, self.node(n, "")) for k, n in sel])
+        return f"select {obj} where $1::uuid is not null"
 
     def row(self, kind: planned.Kind, sel: Selection, t: str) -> str:
         return _object([(k, self.node(n, t, kind)) for k, n in sel])
