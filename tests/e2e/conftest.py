@@ -35,11 +35,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def gateway_url() -> Iterator[str]:
+def _served(overrides: dict[str, str]) -> Iterator[str]:
     """Base URL of a served gateway (uvicorn subprocess, one worker)."""
     port = _free_port()
     env = dict(os.environ)
+    env.update(overrides)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(REPO), env.get("PYTHONPATH")]))
     log = open(Path(tempfile.gettempdir()) / f"dbx-e2e-gateway-{port}.log", "w")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
@@ -90,6 +90,19 @@ def gateway_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def gateway_url() -> Iterator[str]:
+    """The gateway as deployed: planned read path on."""
+    yield from _served({})
+
+
+@pytest.fixture(scope="session")
+def resolver_gateway_url() -> Iterator[str]:
+    """The gateway with the planned read path off: every field by resolvers
+    and loaders."""
+    yield from _served({"DBX_PLANNER": "off"})
+
+
+@pytest.fixture(scope="session")
 def token(settings: Settings) -> Callable[..., str]:
     """``token(org_id, role, **claims)``: a valid dev JWT for the served app."""
 
@@ -102,6 +115,12 @@ def token(settings: Settings) -> Callable[..., str]:
 @pytest.fixture
 async def client(gateway_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture
+async def resolver_client(resolver_gateway_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=resolver_gateway_url, timeout=30) as c:
         yield c
 
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import statements_of, wait_replicated
+from tests.e2e.conftest import Api, statements_of, wait_replicated
 from tests.e2e.fleet_data import seed_fleet
 
 NESTED = (
@@ -16,14 +16,16 @@ NESTED = (
 )
 
 
+@pytest.mark.parametrize("path", ["resolvers", "planned"])
 @pytest.mark.parametrize("size", [5, 50, 500])
 async def test_nested_fleet_query_runs_a_fixed_number_of_statements(
-    size, make_org, owner_dsn, stack, api, client
+    size, path, make_org, owner_dsn, stack, token, client, resolver_client
 ):
     org = await make_org()
     await seed_fleet(owner_dsn, org, size, flights_each=2)
     await wait_replicated(stack)
-    a = api(org, "viewer")
+    http = resolver_client if path == "resolvers" else client
+    a = Api(http, token(org, "viewer"))
     await a.data("{ viewer { orgId } }")  # the org check is cached after this
     rid = f"count-{uuid.uuid4().hex}"
     r = await a.post(NESTED, {"n": size}, x_request_id=rid)
@@ -35,10 +37,14 @@ async def test_nested_fleet_query_runs_a_fixed_number_of_statements(
         flights = e["node"]["flights"]["edges"]
         assert len(flights) == 2
         assert all(f["node"]["aircraft"]["id"] == e["node"]["id"] for f in flights)
-    statements = await statements_of(client, rid)
-    # one fleet page + one batched LATERAL for every aircraft's flights; the
-    # aircraft of each flight come from the primed loader
-    assert len(statements) == 2, statements
+    statements = await statements_of(http, rid)
+    if path == "resolvers":
+        # one fleet page + one batched LATERAL for every aircraft's flights;
+        # the aircraft of each flight come from the primed loader
+        assert len(statements) == 2, statements
+    else:
+        # the whole selection planned into one statement
+        assert len(statements) == 1, statements
     assert r.headers["x-request-id"] == rid
 
 

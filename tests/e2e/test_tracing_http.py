@@ -5,6 +5,7 @@ with links, SQL spans with node and intent, all in one trace; and /metrics."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,8 @@ async def test_nested_query_produces_one_linked_trace(
     await wait_replicated(stack)
     bearer = token(org, "viewer")
     exporter = InMemorySpanExporter()
+    # the resolver path: the planned path answers this query with one statement
+    settings = dataclasses.replace(settings, planner=False)
     obs = Observability(settings, span_exporter=exporter, env={"OTEL_TRACES_SAMPLER": "always_on"})
     app = create_app(settings, observability=obs)
     async with app.router.lifespan_context(app) as state:
