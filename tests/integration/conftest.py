@@ -25,8 +25,9 @@ def admin_dsn(stack: dict[str, Any]) -> str:
 @pytest.fixture(scope="session")
 def gateway_dsns(stack: dict[str, Any]) -> dict[str, str]:
     d = stack["dsns"]
-    return {k: str(d[k]) for k in ("gateway_primary", "gateway_primary_tx",
-                                   "gateway_primary_tx_single")}
+    return {
+        k: str(d[k]) for k in ("gateway_primary", "gateway_primary_tx", "gateway_primary_tx_single")
+    }
 
 
 ScratchFactory = Callable[[], Awaitable[str]]
@@ -54,8 +55,9 @@ async def scratch_db(admin_dsn: str, owner_dsn: str) -> AsyncIterator[ScratchFac
     conn = await asyncpg.connect(admin_dsn)
     try:
         for name in made:
-            sql = await conn.fetchval("select format('drop database if exists %I with (force)', "
-                                      "$1::text)", name)
+            sql = await conn.fetchval(
+                "select format('drop database if exists %I with (force)', $1::text)", name
+            )
             await conn.execute(sql)
     finally:
         await conn.close()

@@ -38,34 +38,54 @@ class TenantData:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-async def create_tenant(conn: asyncpg.Connection, *, aircraft: int = 2,
-                        points: int = 5) -> TenantData:
+async def create_tenant(
+    conn: asyncpg.Connection, *, aircraft: int = 2, points: int = 5
+) -> TenantData:
     """An organization with aircraft, flights, telemetry, a maintenance event
     and an ingest batch, written as the owner."""
     slug = f"t-{uuid.uuid4().hex[:12]}"
     org = await conn.fetchval(
         "insert into dbx_aviation.organizations (name, slug, kind) values ($1, $2, 'airline') "
-        "returning id", f"Test org {slug}", slug)
+        "returning id",
+        f"Test org {slug}",
+        slug,
+    )
     data = TenantData(org)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
     for i in range(aircraft):
         ac = await conn.fetchval(
             "insert into dbx_aviation.aircraft (org_id, registration, manufacturer, model) "
-            "values ($1, $2, 'Airbus', 'A320neo') returning id", org, f"T-{i:04d}")
+            "values ($1, $2, 'Airbus', 'A320neo') returning id",
+            org,
+            f"T-{i:04d}",
+        )
         fl = await conn.fetchval(
             "insert into dbx_aviation.flights (org_id, aircraft_id, flight_number, origin, "
             "destination, departed_at, status) values ($1, $2, 'TS100', 'EGLL', 'LFPG', $3, "
-            "'in_flight') returning id", org, ac, now)
+            "'in_flight') returning id",
+            org,
+            ac,
+            now,
+        )
         await conn.executemany(
             "insert into dbx_aviation.flight_telemetry (flight_id, recorded_at, org_id, "
             "aircraft_id, altitude_m, airspeed_ms) values ($1, $2, $3, $4, 1000, 100)",
-            [(fl, now + dt.timedelta(seconds=s), org, ac) for s in range(points)])
+            [(fl, now + dt.timedelta(seconds=s), org, ac) for s in range(points)],
+        )
         await conn.execute(
             "insert into dbx_aviation.maintenance_events (org_id, aircraft_id, component, kind, "
-            "performed_at) values ($1, $2, 'Brake assembly', 'inspection', $3)", org, ac, now)
+            "performed_at) values ($1, $2, 'Brake assembly', 'inspection', $3)",
+            org,
+            ac,
+            now,
+        )
         await conn.execute(
             "insert into dbx_aviation.telemetry_ingest_batches (org_id, flight_id, accepted, "
-            "duplicates, rejected, source) values ($1, $2, $3, 0, 0, 'graphql')", org, fl, points)
+            "duplicates, rejected, source) values ($1, $2, $3, 0, 0, 'graphql')",
+            org,
+            fl,
+            points,
+        )
         data.aircraft.append(ac)
         data.flights.append(fl)
     data.counts = {

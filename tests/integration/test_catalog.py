@@ -15,7 +15,8 @@ async def test_every_aviation_table_and_partition_has_rls_enabled_and_forced(
     rows = await owner_conn.fetch(
         "select c.relname, c.relrowsecurity, c.relforcerowsecurity "
         "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-        "where n.nspname = 'dbx_aviation' and c.relkind in ('r', 'p')")
+        "where n.nspname = 'dbx_aviation' and c.relkind in ('r', 'p')"
+    )
     assert len(rows) >= 6  # the five domain tables plus ingest batches, and partitions
     assert any(r["relname"].startswith("flight_telemetry_y") for r in rows)
     unsafe = [r["relname"] for r in rows if not (r["relrowsecurity"] and r["relforcerowsecurity"])]
@@ -27,10 +28,16 @@ async def test_gateway_role_is_not_superuser_and_cannot_bypass_rls(
 ) -> None:
     role = await owner_conn.fetchrow(
         "select rolsuper, rolbypassrls, rolcreaterole, rolcreatedb from pg_roles "
-        "where rolname = $1", GATEWAY_ROLE)
+        "where rolname = $1",
+        GATEWAY_ROLE,
+    )
     assert role is not None
-    assert dict(role) == {"rolsuper": False, "rolbypassrls": False, "rolcreaterole": False,
-                          "rolcreatedb": False}
+    assert dict(role) == {
+        "rolsuper": False,
+        "rolbypassrls": False,
+        "rolcreaterole": False,
+        "rolcreatedb": False,
+    }
 
 
 async def test_gateway_role_owns_nothing_in_the_dbx_schemas(owner_conn: asyncpg.Connection) -> None:
@@ -47,7 +54,10 @@ async def test_gateway_role_owns_nothing_in_the_dbx_schemas(owner_conn: asyncpg.
         select 'function ' || n.nspname || '.' || p.proname from pg_proc p
         join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = any($2::text[]) and p.proowner = (select oid from gw)
-        """, GATEWAY_ROLE, list(DBX_SCHEMAS))
+        """,
+        GATEWAY_ROLE,
+        list(DBX_SCHEMAS),
+    )
     assert [r["what"] for r in owned] == []
 
 
@@ -65,7 +75,9 @@ async def test_every_tenant_table_has_an_org_policy_for_the_gateway_role(
                    as has_policy
         from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = 'dbx_aviation' and c.relkind in ('r', 'p') and not c.relispartition
-        """, GATEWAY_ROLE)
+        """,
+        GATEWAY_ROLE,
+    )
     assert rows
     assert [r["relname"] for r in rows if not r["has_policy"]] == []
 
@@ -78,7 +90,8 @@ async def test_no_view_or_materialized_view_in_analytics_is_granted_to_the_gatew
         "where n.nspname = 'dbx_analytics' and c.relkind in ('m', 'v') "
         "and (has_table_privilege($1, c.oid, 'select') or has_table_privilege($1, c.oid, 'insert')"
         " or has_table_privilege($1, c.oid, 'update') or has_table_privilege($1, c.oid, 'delete'))",
-        GATEWAY_ROLE)
+        GATEWAY_ROLE,
+    )
     assert [r["relname"] for r in granted] == []
 
 
@@ -91,7 +104,9 @@ async def test_every_view_the_gateway_can_read_runs_as_invoker(
         "where n.nspname = any($2::text[]) and c.relkind = 'v' "
         "and has_table_privilege($1, c.oid, 'select') "
         "and not coalesce('security_invoker=true' = any(c.reloptions), false)",
-        GATEWAY_ROLE, list(DBX_SCHEMAS))
+        GATEWAY_ROLE,
+        list(DBX_SCHEMAS),
+    )
     assert [r["name"] for r in definer_views] == []
 
 
@@ -107,7 +122,9 @@ async def test_every_security_definer_function_pins_search_path_and_denies_publi
                        where a.grantee = 0 and a.privilege_type = 'EXECUTE') as public_execute
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where p.prosecdef and n.nspname = any($1::text[])
-        """, list(DBX_SCHEMAS))
+        """,
+        list(DBX_SCHEMAS),
+    )
     assert any(r["name"] == "dbx_audit.record_change" for r in rows)
     assert [r["name"] for r in rows if not r["pinned"]] == []
     assert [r["name"] for r in rows if r["public_execute"]] == []
@@ -123,7 +140,9 @@ async def test_every_foreign_key_leads_an_index_on_the_referencing_table(
                        where i.indrelid = con.conrelid and i.indkey[0] = con.conkey[1]) as indexed
         from pg_constraint con join pg_namespace n on n.oid = con.connamespace
         where con.contype = 'f' and n.nspname = any($1::text[])
-        """, list(DBX_SCHEMAS))
+        """,
+        list(DBX_SCHEMAS),
+    )
     assert len(rows) >= 4
     assert [f"{r['tbl']}.{r['conname']}" for r in rows if not r["indexed"]] == []
 
@@ -131,5 +150,6 @@ async def test_every_foreign_key_leads_an_index_on_the_referencing_table(
 async def test_telemetry_has_no_default_partition(owner_conn: asyncpg.Connection) -> None:
     partdefid = await owner_conn.fetchval(
         "select partdefid from pg_partitioned_table "
-        "where partrelid = 'dbx_aviation.flight_telemetry'::regclass")
+        "where partrelid = 'dbx_aviation.flight_telemetry'::regclass"
+    )
     assert partdefid == 0

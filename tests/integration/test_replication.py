@@ -43,7 +43,10 @@ async def test_row_written_on_primary_is_readable_on_every_replica_within_second
     slug = f"t-repl-{uuid.uuid4().hex[:10]}"
     org_id = await owner_conn.fetchval(
         "insert into dbx_aviation.organizations (name, slug, kind) values ($1, $2, 'other') "
-        "returning id", "Replication probe", slug)
+        "returning id",
+        "Replication probe",
+        slug,
+    )
     written = time.monotonic()
 
     async def seen_on(node: dict[str, Any]) -> float:
@@ -51,12 +54,14 @@ async def test_row_written_on_primary_is_readable_on_every_replica_within_second
         try:
             while True:
                 found = await conn.fetchval(
-                    "select slug from dbx_aviation.organizations where id = $1", org_id)
+                    "select slug from dbx_aviation.organizations where id = $1", org_id
+                )
                 if found == slug:
                     return time.monotonic() - written
                 if time.monotonic() - written > REPLICATION_DEADLINE_S:
-                    raise AssertionError(f"{node['name']}: row not replicated in "
-                                         f"{REPLICATION_DEADLINE_S} s")
+                    raise AssertionError(
+                        f"{node['name']}: row not replicated in {REPLICATION_DEADLINE_S} s"
+                    )
                 await asyncio.sleep(0.05)
         finally:
             await conn.close()

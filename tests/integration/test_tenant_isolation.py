@@ -60,7 +60,8 @@ async def table_queries(owner_dsn: str) -> dict[str, TableQueries]:
                                     'where org_id = any($1) and $2::uuid[] is not null', relname)
                    end as scoped
             from ({TENANT_TABLES_SQL}) t
-            """)
+            """
+        )
     finally:
         await conn.close()
     return {r["relname"]: TableQueries(r["every_row"], r["scoped"]) for r in rows}
@@ -88,10 +89,13 @@ async def test_every_tenant_table_holds_rows_for_the_isolation_tests_to_hide(
             assert orgs == set(ids), table
 
 
-@pytest.mark.parametrize("dsn_name", ["gateway_primary", "gateway_primary_tx",
-                                      "gateway_primary_tx_single"])
+@pytest.mark.parametrize(
+    "dsn_name", ["gateway_primary", "gateway_primary_tx", "gateway_primary_tx_single"]
+)
 async def test_without_org_setting_every_tenant_table_returns_zero_rows(
-    dsn_name: str, tenants: list[TenantData], table_queries: dict[str, TableQueries],
+    dsn_name: str,
+    tenants: list[TenantData],
+    table_queries: dict[str, TableQueries],
     gateway_conns: dict[str, asyncpg.Connection],
 ) -> None:
     conn = gateway_conns[dsn_name]
@@ -104,13 +108,18 @@ async def test_without_org_setting_every_tenant_table_returns_zero_rows(
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     org_index=st.integers(min_value=0, max_value=N_ORGS - 1),
-    dsn_name=st.sampled_from(["gateway_primary", "gateway_primary_tx",
-                              "gateway_primary_tx_single"]),
+    dsn_name=st.sampled_from(
+        ["gateway_primary", "gateway_primary_tx", "gateway_primary_tx_single"]
+    ),
     stranger=st.uuids(),
 )
 async def test_an_org_setting_shows_only_that_orgs_rows(
-    org_index: int, dsn_name: str, stranger: uuid.UUID, tenants: list[TenantData],
-    table_queries: dict[str, TableQueries], gateway_conns: dict[str, asyncpg.Connection],
+    org_index: int,
+    dsn_name: str,
+    stranger: uuid.UUID,
+    tenants: list[TenantData],
+    table_queries: dict[str, TableQueries],
+    gateway_conns: dict[str, asyncpg.Connection],
 ) -> None:
     me = tenants[org_index]
     others = [t for i, t in enumerate(tenants) if i != org_index]
@@ -125,12 +134,18 @@ async def test_an_org_setting_shows_only_that_orgs_rows(
                 assert len(orgs) == me.counts[table], table
         # another org's rows, looked up by their own ids, stay invisible
         other_ids = [a for t in others for a in t.aircraft]
-        assert await conn.fetch("select id from dbx_aviation.aircraft where id = any($1)",
-                                other_ids) == []
+        assert (
+            await conn.fetch("select id from dbx_aviation.aircraft where id = any($1)", other_ids)
+            == []
+        )
         other_flights = [f for t in others for f in t.flights]
-        assert await conn.fetchval(
-            "select count(*) from dbx_aviation.flight_telemetry where flight_id = any($1)",
-            other_flights) == 0
+        assert (
+            await conn.fetchval(
+                "select count(*) from dbx_aviation.flight_telemetry where flight_id = any($1)",
+                other_flights,
+            )
+            == 0
+        )
     async with conn.transaction():
         await conn.execute("select set_config('dbx.org_id', $1, true)", str(stranger))
         for table, q in table_queries.items():
