@@ -113,7 +113,8 @@ async def wait_for_replicas(
     people's fault-injection tests stop nodes)."""
     conn = await asyncpg.connect(primary_admin)
     try:
-        target = await conn.fetchval("select pg_current_wal_lsn()::text")
+        # asyncpg decodes pg_lsn as an int: compare in Python
+        target = int(await conn.fetchval("select pg_current_wal_lsn()"))
     finally:
         await conn.close()
     deadline = time.monotonic() + timeout_s
@@ -123,12 +124,10 @@ async def wait_for_replicas(
             try:
                 rc = await asyncpg.connect(dsn, timeout=5)
                 try:
+                    replay = await rc.fetchval("select pg_last_wal_replay_lsn()")
                     # within 1 MiB: an idle primary's insert position runs a
                     # page ahead of the last record a replica can replay
-                    done = await rc.fetchval(
-                        "select pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn()) < 1048576",
-                        target,
-                    )
+                    done = replay is not None and target - int(replay) < 1 << 20
                 finally:
                     await rc.close()
             except (OSError, asyncpg.PostgresError, TimeoutError):
@@ -140,6 +139,37 @@ async def wait_for_replicas(
                 break
             await asyncio.sleep(0.5)
     return late
+
+
+async def remove_bench_flights(owner_dsn: str, org_id: uuid.UUID) -> str:
+    """Delete every ``BENCH`` flight (the ingest section's) of the benchmark
+    organization with its points, on a fresh connection; "" or what failed."""
+    try:
+        owner = await asyncpg.connect(owner_dsn)
+        try:
+            async with owner.transaction():
+                await owner.execute("select set_config('dbx.user_id', 'dbx-bench', true)")
+                ids = [
+                    r["id"]
+                    for r in await owner.fetch(
+                        "select id from dbx_aviation.flights"
+                        " where org_id = $1 and flight_number ~ '^BENCH'",
+                        org_id,
+                    )
+                ]
+                await owner.execute(
+                    "delete from dbx_aviation.flight_telemetry where flight_id = any($1)", ids
+                )
+                await owner.execute(
+                    "delete from dbx_aviation.telemetry_ingest_batches where flight_id = any($1)",
+                    ids,
+                )
+                await owner.execute("delete from dbx_aviation.flights where id = any($1)", ids)
+        finally:
+            await owner.close()
+    except (OSError, asyncpg.PostgresError) as exc:
+        return f"ingest flights kept (clean-up failed: {exc.__class__.__name__})"
+    return ""
 
 
 async def prepare(owner_dsn: str, size: DatasetSize, log: object = print) -> Dataset:
@@ -170,6 +200,9 @@ async def prepare(owner_dsn: str, size: DatasetSize, log: object = print) -> Dat
     conn = await asyncpg.connect(owner_dsn)
     try:
         await conn.execute((HERE / "sql" / "fleet_stats.sql").read_text())
+        org = await _org_size(conn, slug)
+        if org is not None:  # an interrupted run may have left ingest flights
+            await remove_bench_flights(owner_dsn, org[0])
         found = await _org_size(conn, slug)
         if found is None:
             raise RuntimeError(f"organization {slug} missing after seeding")

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.dataset import Dataset
+from bench.dataset import Dataset, remove_bench_flights
 
 BATCH = 1000
 COLUMNS = (
@@ -118,41 +118,10 @@ async def _new_flights(owner: asyncpg.Connection, ds: Dataset, n: int) -> list[u
     return ids
 
 
-async def _cleanup(owner_dsn: str, ds: Dataset) -> str:
-    """Delete every ``BENCH`` flight of the benchmark organization (this run's,
-    and any an interrupted run left), on a fresh connection."""
-    try:
-        owner = await asyncpg.connect(owner_dsn)
-        try:
-            async with owner.transaction():
-                await owner.execute("select set_config('dbx.user_id', 'dbx-bench', true)")
-                ids = [
-                    r["id"]
-                    for r in await owner.fetch(
-                        "select id from dbx_aviation.flights"
-                        " where org_id = $1 and flight_number ~ '^BENCH'",
-                        ds.org_id,
-                    )
-                ]
-                await owner.execute(
-                    "delete from dbx_aviation.flight_telemetry where flight_id = any($1)", ids
-                )
-                await owner.execute(
-                    "delete from dbx_aviation.telemetry_ingest_batches where flight_id = any($1)",
-                    ids,
-                )
-                await owner.execute("delete from dbx_aviation.flights where id = any($1)", ids)
-        finally:
-            await owner.close()
-    except (OSError, asyncpg.PostgresError) as exc:
-        return f"ingest flights kept (cleanup failed: {exc.__class__.__name__})"
-    return ""
-
-
 async def measure(
     owner_dsn: str, ds: Dataset, dbx_base: str | None, operator_token: str, points: int
 ) -> list[IngestRate]:
-    await _cleanup(owner_dsn, ds)
+    await remove_bench_flights(owner_dsn, ds.org_id)
     owner = await asyncpg.connect(owner_dsn)
     results: list[IngestRate] = []
     try:
@@ -173,7 +142,7 @@ async def measure(
     if dbx_base is not None:
         results.append(_ndjson(dbx_base, ids[1], rows, operator_token))
         results.append(_graphql(dbx_base, ids[2], rows, operator_token))
-    note = await _cleanup(owner_dsn, ds)
+    note = await remove_bench_flights(owner_dsn, ds.org_id)
     if note:
         results[-1].note = "; ".join(n for n in (results[-1].note, note) if n)
     return results
