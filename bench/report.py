@@ -102,7 +102,8 @@ def render(r: Results, *, labels: dict[str, str], seconds: float) -> str:
         "",
         "CPU time of each worker process during the measured run (share per worker,"
         " and cores used on average), and how busy the whole machine was meanwhile"
-        " (the load generator, PostgreSQL, PgBouncer and anything else running):",
+        " (the load generator, PostgreSQL, PgBouncer and anything else running; near 100 %"
+        " is expected while wrk saturates the machine):",
         "",
         "| query | DBX workers | machine busy | PostGraphile workers | machine busy |",
         "| --- | --- | --- | --- | --- |",
