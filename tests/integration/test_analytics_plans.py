@@ -68,6 +68,7 @@ async def plans_db(stack: dict[str, Any], owner_dsn: str) -> AsyncIterator[Plans
     sup = await asyncpg.connect(admin)
     try:
         await sup.execute(f'create database "{name}" owner dbx_owner')
+        await sup.close()  # fault-injection tests may restart the primary meanwhile
         owner = with_db(owner_dsn, name)
         await migrate(owner)
         await seed(owner, SIZE)
@@ -98,11 +99,11 @@ async def plans_db(stack: dict[str, Any], owner_dsn: str) -> AsyncIterator[Plans
             row["aircraft_id"], flight, row["last"],
         )  # fmt: skip
     finally:
-        await sup.execute(
-            "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1", name
-        )
-        await sup.execute(f'drop database if exists "{name}"')
-        await sup.close()
+        sup = await asyncpg.connect(admin)
+        try:
+            await sup.execute(f'drop database if exists "{name}" with (force)')
+        finally:
+            await sup.close()
 
 
 def walk(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
