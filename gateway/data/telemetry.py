@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -120,7 +120,9 @@ async def create_staging(conn: TenantConnection) -> None:
     await conn.execute(f"create temporary table {STAGING_TABLE} ({cols}) on commit drop")
 
 
-async def stage(conn: TenantConnection, records: Iterable[Sequence[Any]]) -> None:
+async def stage(
+    conn: TenantConnection, records: Iterable[Sequence[Any]] | AsyncIterable[Sequence[Any]]
+) -> None:
     """Binary COPY of ``(recorded_at, *metrics)`` tuples into the staging table."""
     await conn.copy_records(STAGING_TABLE, records, STAGING_COLUMNS)
 
@@ -128,16 +130,17 @@ async def stage(conn: TenantConnection, records: Iterable[Sequence[Any]]) -> Non
 async def insert_staged(
     conn: TenantConnection, org_id: uuid.UUID, flight_id: uuid.UUID, aircraft_id: uuid.UUID
 ) -> int:
-    """Move staged points into the hypertable; returns how many were new.
-    ``distinct on`` drops repeats inside the batch, ``on conflict`` repeats
-    of points stored before."""
+    """Move staged points into the partitioned table; returns how many were
+    new. ``on conflict do nothing`` skips repeats of points stored before and
+    repeats inside the batch alike (the first of them is inserted, the rest
+    then conflict with it), so no sort is needed."""
     metrics = ", ".join(f"s.{c}" for c in METRIC_COLUMNS)
     status = await conn.execute(
         "insert into dbx_aviation.flight_telemetry"
         f" (flight_id, recorded_at, org_id, aircraft_id, {', '.join(METRIC_COLUMNS)})"
-        " select distinct on (s.recorded_at) $2::uuid, s.recorded_at, $1::uuid, $3::uuid,"
+        " select $2::uuid, s.recorded_at, $1::uuid, $3::uuid,"
         f" {metrics}"
-        f" from {STAGING_TABLE} s order by s.recorded_at"
+        f" from {STAGING_TABLE} s"
         " on conflict (flight_id, recorded_at) do nothing",
         org_id,
         flight_id,

@@ -12,7 +12,7 @@ Must not: know table names.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -145,7 +145,10 @@ class TenantConnection:
         return status
 
     async def copy_records(
-        self, table: str, records: Iterable[Sequence[Any]], columns: Sequence[str]
+        self,
+        table: str,
+        records: Iterable[Sequence[Any]] | AsyncIterable[Sequence[Any]],
+        columns: Sequence[str],
     ) -> str:
         """Binary COPY into ``table`` (a temporary staging table: COPY into a
         table under row-level security is refused for the gateway role)."""
