@@ -35,11 +35,11 @@ ORDER: dict[Kind, str] = {
 def timestamp(expr: str) -> str:
     """``datetime.isoformat()`` of a timestamptz in UTC: microseconds only
     when non-zero; NULL stays NULL."""
-    utc = f"({expr} at time zone 'UTC')"
+    # one to_char whose format is chosen per value: cheaper than gluing parts
     return (
-        f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-        f" || case when date_trunc('second', {utc}) = {utc} then ''"
-        f" else to_char({utc}, '.US') end || '+00:00')"
+        f"to_char(({expr} at time zone 'UTC'), case when date_trunc('second', {expr}) = {expr}"
+        " then 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"'"
+        " else 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"' end)"
     )
 
 
@@ -132,12 +132,21 @@ def flights_of_conditions(p: Params, parent: str, after: tuple[Any, Any] | None)
     return cond
 
 
+# Columns a planned page carries: every field the schema exposes, never the
+# internal jsonb ``metadata`` of flights (reading it would detoast it per row).
+PAGE_COLUMNS: dict[Kind, str] = {
+    "aircraft": "a.*",
+    "flight": "f.id, f.org_id, f.aircraft_id, f.flight_number, f.origin, f.destination,"
+    " f.departed_at, f.arrived_at, f.status, f.version, f.created_at, f.updated_at",
+}
+
+
 def page_source(kind: Kind, cond: Sequence[str], limit_param: str) -> str:
     """Rows of one page with their 1-based position ``dbx_rn``."""
     inner = INNER[kind]
     order = ORDER[kind]
     return (
-        f"select {inner}.*, row_number() over ({order}) as dbx_rn"
+        f"select {PAGE_COLUMNS[kind]}, row_number() over ({order}) as dbx_rn"
         f" from {TABLES[kind]} {inner} where {where(list(cond))} {order} limit {limit_param}"
     )
 

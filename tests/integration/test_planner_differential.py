@@ -13,13 +13,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from graphql import parse as parse_graphql
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.api import cursors
-from gateway.api.documents import count_tokens
+from gateway.api.documents import check_limits, count_tokens
 from gateway.auth import Principal
-from gateway.config import Settings
+from gateway.config import Limits, Settings
 from tests.e2e.conftest import wait_replicated
 from tests.integration.planner_paths import TwoPaths
 from tests.integration.planner_world import World, build_world
@@ -405,7 +406,10 @@ class Gen:
 def generated(draw: Any, w: World) -> tuple[str, bool]:
     g = Gen(draw, w)
     query = g.root()
-    within_limits = g.aliases <= 30 and count_tokens(query, 4000) <= 4000
+    # depth, alias and cost limits refuse a query before either path runs
+    within_limits = count_tokens(query, 4000) <= 4000 and not check_limits(
+        parse_graphql(query), Limits()
+    )
     return query, g.valid and within_limits
 
 
