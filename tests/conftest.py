@@ -19,6 +19,11 @@ import pytest
 
 from gateway.config import Settings
 
+# The suite runs with issuer and audience checks on (inherited by every app it
+# serves), so wrong-`iss` and wrong-`aud` tokens are really refused.
+os.environ.setdefault("DBX_JWT_ISSUER", "https://auth.dbx.test")
+os.environ.setdefault("DBX_JWT_AUDIENCE", "dbx-gateway")
+
 REPO = Path(__file__).resolve().parent.parent
 STACK = REPO / "deploy" / "local" / "stack"
 
