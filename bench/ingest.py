@@ -24,22 +24,10 @@ import asyncpg
 import httpx
 
 from bench.dataset import Dataset, remove_bench_flights
+from gateway.admin.seed_profile import TELEMETRY_COLUMNS
 
 BATCH = 1000
-COLUMNS = (
-    "flight_id",
-    "recorded_at",
-    "org_id",
-    "aircraft_id",
-    "altitude_m",
-    "airspeed_ms",
-    "latitude",
-    "longitude",
-    "heading_deg",
-    "vertical_speed_ms",
-    "engine_temp_c",
-    "fuel_flow_kg_h",
-)
+COLUMNS = TELEMETRY_COLUMNS
 KEYS = (
     "altitudeM",
     "airspeedMs",

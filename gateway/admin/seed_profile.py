@@ -21,21 +21,9 @@ from typing import Any
 
 from gateway.admin.seed_catalog import bearing_deg
 from gateway.admin.seed_model import FlightPlan
+from gateway.data.telemetry import METRIC_COLUMNS
 
-TELEMETRY_COLUMNS = (
-    "flight_id",
-    "recorded_at",
-    "org_id",
-    "aircraft_id",
-    "altitude_m",
-    "airspeed_ms",
-    "latitude",
-    "longitude",
-    "heading_deg",
-    "vertical_speed_ms",
-    "engine_temp_c",
-    "fuel_flow_kg_h",
-)
+TELEMETRY_COLUMNS = ("flight_id", "recorded_at", "org_id", "aircraft_id", *METRIC_COLUMNS)
 KM_PER_DEG = 111.32
 
 

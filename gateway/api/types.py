@@ -12,7 +12,7 @@ import enum
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import Annotated, cast
+from typing import Annotated, Protocol, TypeVar, cast
 
 import asyncpg
 import strawberry
@@ -171,6 +171,23 @@ class TelemetryConnection:
         return await self.counter()
 
 
+class _Edge(Protocol):
+    cursor: str
+
+
+E = TypeVar("E", bound=_Edge)
+
+
+def _page(
+    rows: Sequence[asyncpg.Record], size: int, edge: Callable[[asyncpg.Record], E]
+) -> tuple[list[E], PageInfo]:
+    """Edges of a keyset page fetched with ``limit size + 1``: the extra row
+    only says whether there is a next page."""
+    edges = [edge(r) for r in rows[:size]]
+    end = edges[-1].cursor if edges else None
+    return edges, PageInfo(has_next_page=len(rows) > size, end_cursor=end)
+
+
 @strawberry.type
 class FlightEdge:
     cursor: str
@@ -191,20 +208,14 @@ class FlightConnection:
     def from_rows(
         cls, rows: Sequence[asyncpg.Record], size: int, counter: Counter
     ) -> FlightConnection:
-        shown = rows[:size]
-        edges = [
-            FlightEdge(
+        edges, page_info = _page(
+            rows,
+            size,
+            lambda r: FlightEdge(
                 cursor=cursors.flight_cursor(r["departed_at"], r["id"]), node=Flight.from_row(r)
-            )
-            for r in shown
-        ]
-        return cls(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
             ),
-            counter=counter,
         )
+        return cls(edges=edges, page_info=page_info, counter=counter)
 
 
 @strawberry.type
@@ -227,21 +238,15 @@ class AircraftConnection:
     def from_rows(
         cls, rows: Sequence[asyncpg.Record], size: int, counter: Counter
     ) -> AircraftConnection:
-        shown = rows[:size]
-        edges = [
-            AircraftEdge(
+        edges, page_info = _page(
+            rows,
+            size,
+            lambda r: AircraftEdge(
                 cursor=cursors.aircraft_cursor(r["registration"], r["id"]),
                 node=Aircraft.from_row(r),
-            )
-            for r in shown
-        ]
-        return cls(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
             ),
-            counter=counter,
         )
+        return cls(edges=edges, page_info=page_info, counter=counter)
 
 
 @strawberry.type(description="An aircraft of the caller's organization.")
