@@ -3,7 +3,9 @@
 Algorithms are pinned by key type: an HS256 secret accepts only HS256, a
 public key only RS256/ES256, so ``alg: none`` and HS/RS key confusion fail.
 Claims: ``org_id`` (uuid), ``sub``, ``roles``, ``exp`` (required); ``iss`` and
-``aud`` when configured.
+``aud`` when configured; ``nbf`` and ``iat`` when present (leeway at most
+``MAX_LEEWAY_S``). A ``kid`` header must name a key this verifier was given
+(``key_ids``); with none given, any ``kid`` is an unknown key (RFC 8725 3.10).
 
 Must not: run SQL (whether the org exists is checked by the app, through
 ``gateway.data``), or know GraphQL types.
@@ -31,6 +33,9 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
     "admin": frozenset({"read", "analytics", "write", "admin"}),
 }
 MAX_SUBJECT_LEN = 200
+# Clock skew tolerated on exp/nbf/iat; RFC 8725 advice is "a few minutes" at
+# most, the catalog (J2) holds us to 60 s.
+MAX_LEEWAY_S = 60
 VERIFIED_CACHE_SIZE = 1024
 
 
@@ -49,7 +54,13 @@ class TokenVerifier:
     remembered (bounded LRU, per verifier) until its ``exp`` plus leeway, so
     a client reusing its token skips the signature check (~30 µs each)."""
 
-    def __init__(self, settings: Settings, cache_size: int = VERIFIED_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        cache_size: int = VERIFIED_CACHE_SIZE,
+        *,
+        key_ids: frozenset[str] = frozenset(),
+    ) -> None:
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._cache_size = cache_size
         if settings.jwt_public_key:
@@ -62,7 +73,8 @@ class TokenVerifier:
             raise ValueError("no JWT key configured")
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
-        self._leeway = settings.jwt_leeway_s
+        self._leeway = max(0, min(settings.jwt_leeway_s, MAX_LEEWAY_S))
+        self._key_ids = key_ids
 
     def verify(self, token: str) -> Principal:
         hit = self._verified.get(token)
@@ -78,8 +90,17 @@ class TokenVerifier:
         return principal
 
     def _decode(self, token: str) -> tuple[Principal, float]:
-        options = {"require": ["exp", "sub", "org_id"], "verify_aud": self._audience is not None}
+        options = {
+            "require": ["exp", "sub", "org_id"],
+            "verify_aud": self._audience is not None,
+            "verify_nbf": True,
+            "verify_iat": True,
+        }
         try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            if kid is not None and (not isinstance(kid, str) or kid not in self._key_ids):
+                # one configured key: a token naming another key was not meant for it
+                raise Unauthenticated("Invalid token: unknown key id")
             claims = jwt.decode(
                 token,
                 self._key,
@@ -91,6 +112,8 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("Token expired") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthenticated("Token not valid yet") from None
         except jwt.PyJWTError:
             raise Unauthenticated("Invalid token") from None
         # exp is required and was checked; cache no longer than the library would accept it
