@@ -163,40 +163,57 @@ class Database:
             node.pool_waiting -= 1
         node.in_use += 1
         pool_wait = time.perf_counter() - p0
+        budget_s = timeout_ms / 1000 + 1.0  # statement_timeout fires first; this is the backstop
+        # Set-up and clean-up are one tiny round trip each: a node that cannot
+        # answer them within the connect timeout is frozen or overloaded, and
+        # asyncpg would otherwise wait on its socket without end.
+        quick_s = self.settings.connect_timeout_s
+        reusable = False  # whether the connection may go back to the pool as is
         try:
             if min_lsn is not None and node.role == "replica":
-                await self._wait_replayed(raw, min_lsn)
+                try:
+                    await self._wait_replayed(raw, min_lsn, quick_s)
+                except _NotReplayed:
+                    reusable = True  # idle, outside any transaction
+                    raise
             comment = self.observer.sql_comment() if self.observer is not None else ""
-            await raw.execute(_setup_sql(tenant, timeout_ms, intent != "write", comment))
+            await raw.execute(
+                _setup_sql(tenant, timeout_ms, intent != "write", comment), timeout=quick_s
+            )
             conn = TenantConnection(
                 raw,
                 route,
                 intent,
-                timeout_s=timeout_ms / 1000 + 1.0,
+                timeout_s=budget_s,
                 pool_wait_s=pool_wait,
                 observer=self.observer,
             )
             try:
                 yield conn
-            except BaseException:
-                if not raw.is_closed():
-                    with contextlib.suppress(Exception):
-                        await raw.execute("ROLLBACK")
+            except BaseException as exc:
+                reusable = await _rollback(raw, exc, quick_s)
                 raise
-            await raw.execute("COMMIT")
+            await raw.execute("COMMIT", timeout=budget_s)
+            reusable = True
         finally:
             node.in_use -= 1
+            if not reusable and not raw.is_closed():
+                # A statement timed out, was interrupted or the link failed: its
+                # state is unknown and a ROLLBACK could wait on a frozen server
+                # forever. Closing the socket makes the server roll back.
+                raw.terminate()
             try:
-                await pool.release(raw)
+                await pool.release(raw, timeout=quick_s)
             except Exception:  # a broken connection: the pool already dropped it
                 log.debug("release failed", exc_info=True)
 
-    async def _wait_replayed(self, raw: RawConnection, min_lsn: int) -> None:
+    async def _wait_replayed(self, raw: RawConnection, min_lsn: int, timeout_s: float) -> None:
         deadline = time.monotonic() + self.settings.consistency_wait_ms / 1000
         while True:
             reached = await raw.fetchval(
                 "select coalesce((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint, 0) >= $1",
                 min_lsn,
+                timeout=timeout_s,
             )
             if reached:
                 return
@@ -298,6 +315,20 @@ class Database:
 
     def session(self, tenant: TenantContext, token: str | None = None) -> DbSession:
         return DbSession(self, tenant, self.parse_token(token))
+
+
+async def _rollback(raw: RawConnection, exc: BaseException, timeout_s: float) -> bool:
+    """Roll back after ``exc`` left the transaction body; True when the
+    connection is known to be clean again."""
+    if isinstance(exc, TimeoutError | asyncio.CancelledError) or is_connection_error(exc):
+        return False  # a statement may still be running or the link is gone
+    if raw.is_closed():
+        return False
+    try:
+        await raw.execute("ROLLBACK", timeout=timeout_s)
+    except Exception:
+        return False
+    return True
 
 
 class _NotReplayed(Exception):
