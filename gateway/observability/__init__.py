@@ -27,7 +27,8 @@ from gateway.observability.loaders import BatchFn, TracedBatch, TracedDataLoader
 from gateway.observability.logs import RequestLogContext, install
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.operation import GraphQLTracing
-from gateway.observability.providers import build_tracer_provider
+from gateway.observability.providers import build_tracing
+from gateway.observability.record import SpanRecorder
 
 __all__ = ["CommentScope", "Observability", "TracedBatch", "TracedDataLoader"]
 
@@ -57,16 +58,19 @@ class Observability:
     ) -> None:
         self.settings = settings
         env = os.environ if env is None else env
-        self.provider: TracerProvider | None = build_tracer_provider(env, span_exporter)
+        built = build_tracing(env, span_exporter)
+        self.provider: TracerProvider | None = built[0] if built is not None else None
         self.tracer: Tracer = (
             self.provider.get_tracer(TRACER_NAME) if self.provider else trace.NoOpTracer()
         )
+        self.recorder = SpanRecorder(self.tracer, self.provider, built[1] if built else [])
         self.metrics = GatewayMetrics()
         self.request_ctx = RequestLogContext()
         self.sql_comment_scope = sql_comment_scope
         self._graphql = GraphQLTracing(
             self.tracer,
             self.metrics,
+            self.recorder,
             resolver_min_ms=settings.trace_resolver_min_ms,
             slow_operation_ms=settings.slow_operation_ms,
         )
@@ -80,16 +84,20 @@ class Observability:
         if event.error is not None:
             self.metrics.sql_errors.inc(event.node, event.intent)
         end_ns = event.started_ns + int(event.duration_s * 1e9)
-        span = self.tracer.start_span(
-            _statement_name(event.sql),
-            kind=SpanKind.CLIENT,
-            start_time=event.started_ns,
-            attributes=_statement_attributes(event),
-        )
+        status = None
+        attrs = _statement_attributes(event)
         if event.error is not None:
-            span.set_attribute("error.type", type(event.error).__name__)
-            span.set_status(Status(StatusCode.ERROR, type(event.error).__name__))
-        span.end(end_time=end_ns)
+            attrs["error.type"] = type(event.error).__name__
+            status = Status(StatusCode.ERROR, type(event.error).__name__)
+        self.recorder.record(
+            _statement_name(event.sql),
+            trace.get_current_span(),
+            event.started_ns,
+            end_ns,
+            attrs,
+            kind=SpanKind.CLIENT,
+            status=status,
+        )
 
     def sql_comment(self) -> str:
         """The sqlcommenter ``traceparent`` of the current span, or ''. Used on

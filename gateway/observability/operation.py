@@ -31,6 +31,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from strawberry.extensions import SchemaExtension
 
 from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.record import SpanRecorder
 
 if TYPE_CHECKING:
     from graphql import GraphQLResolveInfo
@@ -49,12 +50,14 @@ class GraphQLTracing:
         self,
         tracer: Tracer,
         metrics: GatewayMetrics,
+        recorder: SpanRecorder,
         *,
         resolver_min_ms: float,
         slow_operation_ms: float,
     ) -> None:
         self.tracer = tracer
         self.metrics = metrics
+        self.recorder = recorder
         self.resolver_min_ns = int(resolver_min_ms * 1_000_000)
         self.slow_operation_s = slow_operation_ms / 1000
         # Wall-clock time from the monotonic clock: one clock read per resolver.
@@ -212,19 +215,18 @@ class OperationTracing(SchemaExtension):
         t = self.tracing
         parent_type, field = info.parent_type.name, info.field_name
         t.metrics.resolver_duration.observe((p1 - p0) / 1e9, parent_type, field)
-        span = t.tracer.start_span(
+        t.recorder.record(
             f"resolve {parent_type}.{field}",
-            context=top.context if top is not None else None,
-            start_time=t.wall_ns(p0),
-            attributes={
+            top.span if top is not None else trace.get_current_span(),
+            t.wall_ns(p0),
+            t.wall_ns(p1),
+            {
                 "graphql.field.name": field,
                 "graphql.field.parent_type": parent_type,
                 "graphql.field.path": field_path(info),
             },
+            status=None if error is None else Status(StatusCode.ERROR, type(error).__name__),
         )
-        if error is not None:
-            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        span.end(end_time=t.wall_ns(p1))
 
     async def _top_level(
         self,

@@ -7,7 +7,9 @@ Read here: ``OTEL_SDK_DISABLED``, ``OTEL_SERVICE_NAME`` (default
 (``otlp``, ``console``, ``none``; comma list), ``OTEL_TRACES_SAMPLER`` and
 ``OTEL_TRACES_SAMPLER_ARG``. The OTLP exporter (HTTP/protobuf) reads its own
 ``OTEL_EXPORTER_OTLP_*`` variables and is used only when an endpoint is set,
-so a laptop without a collector does not log export failures forever.
+so a laptop without a collector does not log export failures forever; its
+spans are encoded by ``otlp.py`` and batched per the ``OTEL_BSP_*`` variables
+(``BSP_DEFAULTS`` where unset).
 
 Must not: raise on a bad value at request time (it is all decided here, once).
 """
@@ -91,26 +93,71 @@ def exporter_processors(env: Mapping[str, str]) -> list[SpanProcessor]:
         )
         if protocol and protocol != "http/protobuf":
             log.warning("OTLP protocol %r is not supported here; using http/protobuf", protocol)
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from gateway.observability.otlp import FastOTLPSpanExporter
 
-        processors.append(BatchSpanProcessor(OTLPSpanExporter()))
+        processors.append(batch_processor(FastOTLPSpanExporter(), env))
     if "console" in names:
         processors.append(SimpleSpanProcessor(ConsoleSpanExporter()))
     return processors
 
 
-def build_tracer_provider(
+# Our defaults where the SDK's are tuned for a lighter load: at 100%
+# sampling a gateway worker ends several thousand spans a second, and the
+# SDK's 2048-span queue drops spans when an export is slow.
+BSP_DEFAULTS = {
+    "OTEL_BSP_SCHEDULE_DELAY": 5000,
+    "OTEL_BSP_MAX_QUEUE_SIZE": 16384,
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": 1024,
+    "OTEL_BSP_EXPORT_TIMEOUT": 30000,
+}
+
+
+def _positive_int(env: Mapping[str, str], name: str) -> int:
+    default = BSP_DEFAULTS[name]
+    raw = env.get(name, "").strip()
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        log.warning("%s is not an integer; using %d", name, default)
+        return default
+    return value if value > 0 else default
+
+
+def batch_processor(exporter: SpanExporter, env: Mapping[str, str]) -> BatchSpanProcessor:
+    """A ``BatchSpanProcessor`` configured from ``env`` (the SDK would read
+    ``os.environ`` only), with ``BSP_DEFAULTS`` where it says nothing."""
+    queue = _positive_int(env, "OTEL_BSP_MAX_QUEUE_SIZE")
+    return BatchSpanProcessor(
+        exporter,
+        max_queue_size=queue,
+        schedule_delay_millis=_positive_int(env, "OTEL_BSP_SCHEDULE_DELAY"),
+        max_export_batch_size=min(_positive_int(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), queue),
+        export_timeout_millis=_positive_int(env, "OTEL_BSP_EXPORT_TIMEOUT"),
+    )
+
+
+def build_tracing(
     env: Mapping[str, str], span_exporter: SpanExporter | None = None
-) -> TracerProvider | None:
-    """None when ``OTEL_SDK_DISABLED=true`` (trace ids are then made up per
-    request so ``X-Trace-Id`` still identifies it in logs)."""
+) -> tuple[TracerProvider, list[SpanProcessor]] | None:
+    """The provider and the span processors added to it (``record.py`` hands
+    spans recorded after the fact to them directly); None when
+    ``OTEL_SDK_DISABLED=true`` (trace ids are then made up per request so
+    ``X-Trace-Id`` still identifies it in logs)."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
     provider = TracerProvider(sampler=sampler_from_env(env), resource=resource_from_env(env))
     if span_exporter is not None:
         # Tests read spans right after the request: export synchronously.
-        provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+        processors: list[SpanProcessor] = [SimpleSpanProcessor(span_exporter)]
     else:
-        for processor in exporter_processors(env):
-            provider.add_span_processor(processor)
-    return provider
+        processors = exporter_processors(env)
+    for processor in processors:
+        provider.add_span_processor(processor)
+    return provider, processors
+
+
+def build_tracer_provider(
+    env: Mapping[str, str], span_exporter: SpanExporter | None = None
+) -> TracerProvider | None:
+    built = build_tracing(env, span_exporter)
+    return built[0] if built is not None else None

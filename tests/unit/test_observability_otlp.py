@@ -1,0 +1,144 @@
+"""The fast paths produce what the SDK would: the OTLP encoder the SDK's bytes,
+the recorder of after-the-fact spans the SDK's spans."""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import TraceState
+
+from gateway.observability.otlp import SpanEncoder
+from gateway.observability.record import SpanRecorder
+
+
+def make_spans() -> list[ReadableSpan]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "dbx-gateway", "deployment.environment": "t"})
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("dbx-gateway")
+    other = provider.get_tracer("other", "1.2.3", schema_url="https://example.test/s")
+    remote = SpanContext(
+        0x1234,
+        0x5678,
+        is_remote=True,
+        trace_flags=TraceFlags(1),
+        trace_state=TraceState([("vendor", "v1"), ("x", "y")]),
+    )
+    root = tracer.start_span(
+        "POST /graphql",
+        context=trace.set_span_in_context(trace.NonRecordingSpan(remote)),
+        kind=SpanKind.SERVER,
+    )
+    root.set_attribute("http.response.status_code", 200)
+    ctx = trace.set_span_in_context(root)
+    for i in range(3):
+        s = tracer.start_span(
+            "SELECT",
+            context=ctx,
+            kind=SpanKind.CLIENT,
+            start_time=10 + i,
+            attributes={
+                "db.system.name": "postgresql",
+                "db.query.text": "select é from t where id = any($1)" + "x" * 200,
+                "server.port": 55433,
+                "db.dbx.pool_wait_s": 0.000123,
+                "db.dbx.replica_lag_s": 0.0,
+                "neg": -5,
+                "flag": i == 1,
+                "codes": ["A", "B"],
+                "ints": [1, 2],
+            },
+        )
+        if i == 2:
+            s.set_status(Status(StatusCode.ERROR, "TimeoutError"))
+            s.add_event("exception", {"exception.type": "TimeoutError"}, timestamp=99)
+        s.end(end_time=2**62 + i)
+    loader = other.start_span(
+        "loader aircraft",
+        context=ctx,
+        links=[Link(root.get_span_context(), {"dbx.link.kind": "waiter"}), Link(remote)],
+    )
+    loader.set_status(Status(StatusCode.OK))
+    loader.end()
+    root.end()
+    return list(exporter.get_finished_spans())
+
+
+def test_fast_encoding_decodes_to_the_sdk_encoding() -> None:
+    spans = make_spans()
+    encoder = SpanEncoder()
+    for _ in range(2):  # second round from the caches
+        mine = ExportTraceServiceRequest.FromString(encoder.encode_request(spans))
+        assert mine == encode_spans(spans)
+    assert len(mine.resource_spans[0].scope_spans) == 2
+
+
+def test_empty_batch() -> None:
+    assert SpanEncoder().encode_request([]) == encode_spans([]).SerializeToString()
+
+
+def _recorded(fast: bool) -> list[ReadableSpan]:
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider = TracerProvider(resource=Resource.create({"service.name": "dbx-gateway"}))
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("dbx-gateway")
+    # Without processors the recorder takes the SDK's start_span path.
+    recorder = SpanRecorder(tracer, provider, [processor] if fast else [])
+    parent = tracer.start_span("parent")
+    recorder.record(
+        "SELECT",
+        parent,
+        100,
+        250,
+        {"db.system.name": "postgresql", "db.response.returned_rows": 3},
+        kind=SpanKind.CLIENT,
+        status=Status(StatusCode.ERROR, "TimeoutError"),
+    )
+    recorder.record("resolve A.b", parent, 300, 400, {"graphql.field.path": "a.0.b"})
+    parent.end()
+    return list(exporter.get_finished_spans())
+
+
+def test_recorded_spans_equal_sdk_spans() -> None:
+    fast, slow = _recorded(True), _recorded(False)
+    assert [s.name for s in fast] == [s.name for s in slow] == ["SELECT", "resolve A.b", "parent"]
+    for a, b in zip(fast[:2], slow[:2], strict=True):
+        assert a.parent is not None and b.parent is not None
+        assert a.parent.span_id == fast[2].context.span_id
+        assert a.context.trace_id == fast[2].context.trace_id
+        assert a.context.trace_flags == b.context.trace_flags
+        assert (a.kind, a.start_time, a.end_time) == (b.kind, b.start_time, b.end_time)
+        assert dict(a.attributes or {}) == dict(b.attributes or {})
+        assert (a.status.status_code, a.status.description) == (
+            b.status.status_code,
+            b.status.description,
+        )
+        assert a.resource == b.resource
+        assert a.instrumentation_scope == b.instrumentation_scope
+    # encoded together, the recorded spans share the tracer's scope group
+    request = ExportTraceServiceRequest.FromString(SpanEncoder().encode_request(fast))
+    assert request == encode_spans(fast)
+    assert [len(s.spans) for s in request.resource_spans[0].scope_spans] == [3]
+
+
+def test_unsampled_parent_records_nothing() -> None:
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("dbx-gateway")
+    recorder = SpanRecorder(tracer, provider, [processor])
+    parent = tracer.start_span("parent")
+    recorder.record("SELECT", parent, 1, 2, {})
+    parent.end()
+    assert exporter.get_finished_spans() == ()
