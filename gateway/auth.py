@@ -59,7 +59,7 @@ class TokenVerifier:
         settings: Settings,
         cache_size: int = VERIFIED_CACHE_SIZE,
         *,
-        key_ids: frozenset[str] = frozenset(),
+        key_ids: frozenset[str] | None = None,
     ) -> None:
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._cache_size = cache_size
@@ -74,7 +74,8 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = max(0, min(settings.jwt_leeway_s, MAX_LEEWAY_S))
-        self._key_ids = key_ids
+        # DBX_JWT_KEY_IDS names the `kid` of the configured key
+        self._key_ids = settings.jwt_key_ids if key_ids is None else key_ids
 
     def verify(self, token: str) -> Principal:
         hit = self._verified.get(token)

@@ -107,6 +107,7 @@ class Settings:
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_s: int = 30
+    jwt_key_ids: frozenset[str] = frozenset()  # accepted `kid` headers; none: no kid allowed
     max_replica_lag_s: float = 5.0
     pool_min_size: int = 2
     pool_max_size: int = 8
@@ -179,6 +180,9 @@ class Settings:
             jwt_public_key=public_key,
             jwt_issuer=env.get("DBX_JWT_ISSUER") or None,
             jwt_audience=env.get("DBX_JWT_AUDIENCE") or None,
+            jwt_key_ids=frozenset(
+                k.strip() for k in env.get("DBX_JWT_KEY_IDS", "").split(",") if k.strip()
+            ),
             max_replica_lag_s=_num(env, "DBX_MAX_REPLICA_LAG_S", 5.0, 0, 86_400),
             pool_min_size=_int(env, "DBX_POOL_MIN_SIZE", 2, 0, 1000),
             pool_max_size=_int(env, "DBX_POOL_MAX_SIZE", 8, 1, 1000),

@@ -89,3 +89,24 @@ def test_repr_and_str_hide_secrets_and_passwords(tmp_path: Path) -> None:
         assert GOOD_SECRET not in text
         assert "pa55word-in-dsn" not in text
         assert "owner-pw" not in text
+
+
+def test_jwt_key_ids_are_read_and_a_known_kid_is_accepted() -> None:
+    import time
+    import uuid
+
+    import jwt
+
+    from gateway.auth import TokenVerifier
+    from gateway.errors import Unauthenticated
+
+    secret = "k" * 40
+    env = {"DBX_PRIMARY_DSN": "postgresql://x@127.0.0.1/dbx", "DBX_JWT_SECRET": secret}
+    claims = {"sub": "s", "org_id": str(uuid.uuid4()), "roles": ["viewer"]}
+    claims["exp"] = int(time.time()) + 60
+    token = jwt.encode(claims, secret, algorithm="HS256", headers={"kid": "key-2026"})
+    with pytest.raises(Unauthenticated):
+        TokenVerifier(Settings.from_env(env)).verify(token)
+    trusted = Settings.from_env({**env, "DBX_JWT_KEY_IDS": "key-2025, key-2026"})
+    assert trusted.jwt_key_ids == frozenset({"key-2025", "key-2026"})
+    assert TokenVerifier(trusted).verify(token).subject == "s"
