@@ -6,6 +6,11 @@ sampled), with every request sampled but nothing exported (what making the
 spans costs alone), and with 10 % sampling, side by side in one run (rounds
 interleaved, best round kept).
 
+Besides req/s, the gateway worker's CPU time per served request (utime +
+stime from ``/proc``, the export thread included) is reported: on a small,
+shared machine it is much steadier than throughput, and with the worker
+CPU-bound its ratio to "off" is the throughput ratio tracing would allow.
+
 The OTLP endpoint is a local sink that accepts and drops what it is sent, so
 the exporter's serialisation and HTTP calls are paid as in production.
 
@@ -32,7 +37,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.load import run_wrk
-from bench.servers import Servers, dbx_server
+from bench.servers import Servers, cpu_seconds, dbx_server
 from gateway.config import Settings
 
 RESOLVERS = (
@@ -105,6 +110,7 @@ def main() -> None:
         },
     }
     rates: dict[str, list[float]] = {k: [] for k in variants}
+    cpu_ms: dict[str, list[float]] = {k: [] for k in variants}
     errors: dict[str, int] = dict.fromkeys(variants, 0)
     with tempfile.TemporaryDirectory() as tmp:
         bodies_file = Path(tmp) / "bodies.txt"
@@ -117,6 +123,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name, server in running.items():
                     run_wrk(server.url, token, bodies_file, seconds=2, connections=16, threads=2)
+                    cpu0 = sum(cpu_seconds(pid) for pid in server.worker_pids)
                     m = run_wrk(
                         server.url,
                         token,
@@ -125,15 +132,21 @@ def main() -> None:
                         connections=16,
                         threads=2,
                     )
+                    cpu = sum(cpu_seconds(pid) for pid in server.worker_pids) - cpu0
                     rates[name].append(m.rate)
+                    cpu_ms[name].append(1000 * cpu / max(m.requests - m.errors, 1))
                     errors[name] += m.errors
     sink.shutdown()
     off = max(rates["off"])
-    print("| tracing | req/s (best round) | vs off | errors |")
-    print("| --- | ---: | ---: | ---: |")
+    off_cpu = min(cpu_ms["off"])
+    print("| tracing | req/s (best round) | vs off | gateway CPU ms/req (best) | vs off | errors |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name in variants:
-        best = max(rates[name])
-        print(f"| {name} | {best:,.0f} | {best / off:.2f}x | {errors[name]} |")
+        best, cpu = max(rates[name]), min(cpu_ms[name])
+        print(
+            f"| {name} | {best:,.0f} | {best / off:.2f}x | {cpu:.3f} | {off_cpu / cpu:.2f}x"
+            f" | {errors[name]} |"
+        )
 
 
 if __name__ == "__main__":

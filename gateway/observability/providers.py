@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
@@ -36,6 +35,8 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
+
+from gateway.observability.batch import BatchExportProcessor
 
 log = logging.getLogger("dbx.observability")
 
@@ -95,7 +96,10 @@ def exporter_processors(env: Mapping[str, str]) -> list[SpanProcessor]:
             log.warning("OTLP protocol %r is not supported here; using http/protobuf", protocol)
         from gateway.observability.otlp import FastOTLPSpanExporter
 
-        processors.append(batch_processor(FastOTLPSpanExporter(), env))
+        # The endpoint from ``env`` (the exporter alone would read only
+        # os.environ); the rest of OTEL_EXPORTER_OTLP_* it reads itself.
+        url = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (endpoint.rstrip("/") + "/v1/traces")
+        processors.append(batch_processor(FastOTLPSpanExporter(endpoint=url), env))
     if "console" in names:
         processors.append(SimpleSpanProcessor(ConsoleSpanExporter()))
     return processors
@@ -108,7 +112,6 @@ BSP_DEFAULTS = {
     "OTEL_BSP_SCHEDULE_DELAY": 5000,
     "OTEL_BSP_MAX_QUEUE_SIZE": 16384,
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": 1024,
-    "OTEL_BSP_EXPORT_TIMEOUT": 30000,
 }
 
 
@@ -123,16 +126,17 @@ def _positive_int(env: Mapping[str, str], name: str) -> int:
     return value if value > 0 else default
 
 
-def batch_processor(exporter: SpanExporter, env: Mapping[str, str]) -> BatchSpanProcessor:
-    """A ``BatchSpanProcessor`` configured from ``env`` (the SDK would read
-    ``os.environ`` only), with ``BSP_DEFAULTS`` where it says nothing."""
+def batch_processor(exporter: SpanExporter, env: Mapping[str, str]) -> BatchExportProcessor:
+    """A batching processor (``batch.py``) configured from ``env`` like the
+    SDK's (which would read ``os.environ`` only), with ``BSP_DEFAULTS``
+    where it says nothing. ``OTEL_BSP_EXPORT_TIMEOUT`` is the exporter's
+    business (``OTEL_EXPORTER_OTLP_TIMEOUT``), as in the SDK."""
     queue = _positive_int(env, "OTEL_BSP_MAX_QUEUE_SIZE")
-    return BatchSpanProcessor(
+    return BatchExportProcessor(
         exporter,
         max_queue_size=queue,
         schedule_delay_millis=_positive_int(env, "OTEL_BSP_SCHEDULE_DELAY"),
         max_export_batch_size=min(_positive_int(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), queue),
-        export_timeout_millis=_positive_int(env, "OTEL_BSP_EXPORT_TIMEOUT"),
     )
 
 

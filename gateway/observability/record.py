@@ -40,11 +40,17 @@ class SpanRecorder:
         tracer: Tracer,
         provider: TracerProvider | None,
         processors: Sequence[SpanProcessor],
+        *,
+        direct: bool = True,
     ) -> None:
+        """``processors``: those added to ``provider`` (all of them);
+        ``direct=False`` always takes the SDK's path (tests compare the two)."""
         self.tracer = tracer
         self._processors = tuple(processors)
         self._sdk = provider is not None and isinstance(tracer, SdkTracer)
-        self._fast = self._sdk and bool(processors)
+        # Even with no processor at all the span is built: what it costs
+        # should not depend on whether anyone exports it.
+        self._fast = self._sdk and direct
         self._resource = provider.resource if provider is not None else None
         # The tracer's own scope object (private in the SDK), so the exporter
         # groups these spans with the tracer's others; without it, the SDK path.

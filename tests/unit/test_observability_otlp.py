@@ -3,17 +3,20 @@ the recorder of after-the-fact spans the SDK's spans."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
+from gateway.observability.batch import BatchExportProcessor
 from gateway.observability.otlp import SpanEncoder
 from gateway.observability.record import SpanRecorder
 
@@ -92,8 +95,7 @@ def _recorded(fast: bool) -> list[ReadableSpan]:
     provider = TracerProvider(resource=Resource.create({"service.name": "dbx-gateway"}))
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("dbx-gateway")
-    # Without processors the recorder takes the SDK's start_span path.
-    recorder = SpanRecorder(tracer, provider, [processor] if fast else [])
+    recorder = SpanRecorder(tracer, provider, [processor], direct=fast)
     parent = tracer.start_span("parent")
     recorder.record(
         "SELECT",
@@ -142,3 +144,60 @@ def test_unsampled_parent_records_nothing() -> None:
     recorder.record("SELECT", parent, 1, 2, {})
     parent.end()
     assert exporter.get_finished_spans() == ()
+
+
+class _Collecting(InMemorySpanExporter):
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.batches: list[int] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.batches.append(len(spans))
+        if self.fail:
+            raise RuntimeError("collector down")
+        return super().export(spans)
+
+
+def _ended(tracer: trace.Tracer, n: int) -> None:
+    for i in range(n):
+        tracer.start_span(f"s{i}").end()
+
+
+def test_batch_processor_exports_in_batches_and_on_shutdown() -> None:
+    exporter = _Collecting()
+    processor = BatchExportProcessor(
+        exporter, max_queue_size=100, schedule_delay_millis=60_000, max_export_batch_size=10
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    _ended(tracer, 25)
+    assert processor.force_flush(5000)
+    assert [s.name for s in exporter.get_finished_spans()] == [f"s{i}" for i in range(25)]
+    assert max(exporter.batches) == 10
+    _ended(tracer, 3)
+    provider.shutdown()  # what is queued goes out at shutdown
+    assert len(exporter.get_finished_spans()) == 28
+    _ended(tracer, 1)  # after shutdown: ignored, no error
+    assert len(exporter.get_finished_spans()) == 28
+
+
+def test_batch_processor_drops_oldest_when_full_and_survives_failures() -> None:
+    exporter = _Collecting(fail=True)
+    processor = BatchExportProcessor(
+        exporter, max_queue_size=5, schedule_delay_millis=60_000, max_export_batch_size=5
+    )
+    # a queue filled faster than the (blocked) export thread drains it
+    with processor._lock:  # noqa: SLF001 - hold the export back
+        for i in range(8):
+            span = ReadableSpan(
+                name=f"s{i}",
+                context=SpanContext(1, i + 1, False, TraceFlags(1)),
+            )
+            processor.on_end(span)
+        assert [s.name for s in processor._queue] == ["s3", "s4", "s5", "s6", "s7"]  # noqa: SLF001
+    assert processor.dropped == 3
+    assert processor.force_flush(5000)  # the exporter raised; nothing else did
+    assert exporter.batches
+    processor.shutdown()
