@@ -101,8 +101,8 @@ class TracingMiddleware:
             route = route_of(scope)
             if span.is_recording():
                 span.update_name(f"{method} {route}" if route != "unmatched" else method)
-                span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
+                # One call: each set_attribute takes the span's lock.
+                span.set_attributes({"http.route": route, "http.response.status_code": status})
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
             span.end()

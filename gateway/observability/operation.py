@@ -128,17 +128,18 @@ class OperationTracing(SchemaExtension):
         label = operation_label(name)
         span.update_name(f"{op_type} {name}" if name else op_type)
         if span.is_recording():
-            span.set_attribute("graphql.operation.type", op_type)
+            # One set_attributes call: each set_attribute takes the span's lock.
+            attrs: dict[str, Any] = {"graphql.operation.type": op_type}
             if name:
-                span.set_attribute("graphql.operation.name", name[:200])
-            span.set_attribute("graphql.document.hash", document_hash(ec.query))
-            span.set_attribute("dbx.graphql.outcome", outcome)
+                attrs["graphql.operation.name"] = name[:200]
+            attrs["graphql.document.hash"] = document_hash(ec.query)
+            attrs["dbx.graphql.outcome"] = outcome
             if outcome != "ok":
                 errors = errors or []
-                span.set_attribute("dbx.graphql.error_count", len(errors))
-                codes = sorted({_code(e) for e in errors})
-                span.set_attribute("dbx.graphql.error_codes", codes)
+                attrs["dbx.graphql.error_count"] = len(errors)
+                attrs["dbx.graphql.error_codes"] = sorted({_code(e) for e in errors})
                 span.set_status(Status(StatusCode.ERROR, outcome))
+            span.set_attributes(attrs)
         span.end()
         t.metrics.operations.inc(label, op_type, outcome)
         t.metrics.operation_duration.observe(elapsed, label, op_type)
