@@ -9,11 +9,13 @@ Must not: write SQL (``gateway.data.telemetry``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,7 @@ from gateway.errors import NotFound, Unavailable
 log = logging.getLogger("dbx.ingest")
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+INGEST_CHUNK = 20_000  # points staged and moved at a time
 # camelCase key -> (column, lowest, highest); ranges mirror the table's checks.
 METRICS: dict[str, tuple[str, float, float]] = {
     "altitudeM": ("altitude_m", -500, 20000),
@@ -179,47 +182,75 @@ async def ingest(
             last = t
         return rec
 
-    async def records() -> AsyncIterator[Record]:
-        # One COPY fed as points are parsed: PostgreSQL takes in a chunk on
-        # the other core while Python validates the next.
-        if isinstance(points, AsyncIterable):
-            async for index, raw in points:
-                rec = take(index, raw)
-                if rec is not None:
-                    yield rec
-        else:
-            for index, raw in points:
-                rec = take(index, raw)
-                if rec is not None:
-                    yield rec
-
     async with session.write() as conn:
         flight = await telemetry_data.flight_for_ingest(conn, principal.org_id, flight_id)
         if flight is None:
             raise NotFound("Flight not found")
         await telemetry_data.create_staging(conn)
-        await telemetry_data.stage(conn, records())
+        aircraft_id = flight["aircraft_id"]
+
+        async def move(chunk: list[Record]) -> int:
+            # stage one chunk and move it into the partitioned table; later
+            # chunks see earlier ones (same transaction), so a repeat across
+            # chunks is a conflict like any other
+            await telemetry_data.stage(conn, chunk)
+            moved = await telemetry_data.insert_staged(
+                conn, principal.org_id, flight_id, aircraft_id
+            )
+            await telemetry_data.clear_staging(conn)
+            return moved
+
+        # Pipelined: PostgreSQL moves chunk k while Python validates chunk
+        # k+1 (the connection is only ever used by the one pending task).
         inserted = 0
-        if staged:
-            try:
-                inserted = await telemetry_data.insert_staged(
-                    conn, principal.org_id, flight_id, flight["aircraft_id"]
-                )
-            except asyncpg.exceptions.CheckViolationError as exc:
-                if not _is_missing_partition(exc):
-                    raise
-                if on_missing_partition is not None:
-                    on_missing_partition()
-                month_list = _months(first, last) if first and last else "?"
-                log.error(
-                    "telemetry partition missing",
-                    extra={"months": month_list, "flight_id": str(flight_id)},
-                )
-                raise Unavailable(
-                    f"The telemetry partition for {month_list} is missing; nothing was stored."
-                    " This is a server-side problem: an operator must create the partition"
-                    " (dbx-gateway maintain)."
-                ) from None
+        pending: asyncio.Task[int] | None = None
+        chunk: list[Record] = []
+
+        async def hand_over() -> None:
+            nonlocal pending, chunk, inserted
+            if pending is not None:
+                inserted += await pending
+            pending = asyncio.create_task(move(chunk)) if chunk else None
+            chunk = []
+
+        try:
+            if isinstance(points, AsyncIterable):
+                async for index, raw in points:
+                    rec = take(index, raw)
+                    if rec is not None:
+                        chunk.append(rec)
+                        if len(chunk) >= INGEST_CHUNK:
+                            await hand_over()
+            else:
+                for index, raw in points:
+                    rec = take(index, raw)
+                    if rec is not None:
+                        chunk.append(rec)
+                        if len(chunk) >= INGEST_CHUNK:
+                            await hand_over()
+                            await asyncio.sleep(0)  # let the chunk go out
+            await hand_over()
+            await hand_over()
+        except asyncpg.exceptions.CheckViolationError as exc:
+            if not _is_missing_partition(exc):
+                raise
+            if on_missing_partition is not None:
+                on_missing_partition()
+            month_list = _months(first, last) if first and last else "?"
+            log.error(
+                "telemetry partition missing",
+                extra={"months": month_list, "flight_id": str(flight_id)},
+            )
+            raise Unavailable(
+                f"The telemetry partition for {month_list} is missing; nothing was stored."
+                " This is a server-side problem: an operator must create the partition"
+                " (dbx-gateway maintain)."
+            ) from None
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
         out.accepted = inserted
         out.duplicates = staged - inserted
         await telemetry_data.record_batch(

@@ -127,6 +127,10 @@ async def stage(
     await conn.copy_records(STAGING_TABLE, records, STAGING_COLUMNS)
 
 
+async def clear_staging(conn: TenantConnection) -> None:
+    await conn.execute(f"truncate {STAGING_TABLE}")
+
+
 async def insert_staged(
     conn: TenantConnection, org_id: uuid.UUID, flight_id: uuid.UUID, aircraft_id: uuid.UUID
 ) -> int:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextvars
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from strawberry.extensions import SchemaExtension
 
 from gateway.app import create_app
 from gateway.config import Settings
@@ -19,6 +20,16 @@ from gateway.db.connection import StatementEvent
 from gateway.observability import Observability
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("e2e_rid", default=None)
+
+
+class FailOnRequest(SchemaExtension):
+    """Test-only: an operation named ``DbxTestCrash`` raises an unexpected
+    exception inside execution, to show how the gateway masks it."""
+
+    def on_execute(self) -> Iterator[None]:
+        if self.execution_context.operation_name == "DbxTestCrash":
+            raise RuntimeError("secret detail: relation dbx_aviation.aircraft at /srv/app.py")
+        yield
 
 
 class CountingObservability(Observability):
@@ -31,6 +42,9 @@ class CountingObservability(Observability):
         rid = _request_id.get()
         if rid is not None:
             self.statements[rid].append(f"{event.node}: {event.sql}")
+
+    def strawberry_extensions(self) -> list[Any]:
+        return [*super().strawberry_extensions(), FailOnRequest]
 
     def wrap_asgi(self, app: Callable[..., Any]) -> Callable[..., Any]:
         inner = super().wrap_asgi(app)

@@ -146,3 +146,35 @@ async def test_telemetry_reads(make_org, api):
         {"f": fid, "a": after},
     )
     assert len(d2["flight"]["telemetry"]["edges"]) == 15
+
+
+async def test_ndjson_stream_across_chunks_counts_repeats_and_is_all_or_none(
+    make_org, api, client, owner_dsn
+):
+    """A stream longer than one staging chunk (gateway.api.ingest.INGEST_CHUNK):
+    repeats that fall in different chunks are duplicates; a point that fails
+    in a late chunk undoes the earlier chunks too."""
+    from gateway.api.ingest import INGEST_CHUNK
+
+    org = await make_org()
+    a = api(org, "operator")
+    headers = {**a.headers, "content-type": "application/x-ndjson"}
+    fid = await _flight(a, "I5")
+    n = 2 * INGEST_CHUNK + 500
+    points = [
+        {"recordedAt": (START + dt.timedelta(seconds=i)).isoformat(), "altitudeM": 1000 + i % 999}
+        for i in range(n)
+    ]
+    repeats = points[:300]  # the third chunk repeats the first chunk's start
+    body = "\n".join(json.dumps(p) for p in points + repeats) + "\n"
+    out = (await client.post(f"/v1/flights/{fid}/telemetry", content=body, headers=headers)).json()
+    assert (out["accepted"], out["duplicates"], out["rejected"]) == (n, 300, [])
+    assert await _stored(owner_dsn, fid) == n
+
+    fid2 = await _flight(a, "I6")
+    late = points[: 2 * INGEST_CHUNK + 10]
+    late[-1] = {"recordedAt": "1990-01-01T00:00:00+00:00", "altitudeM": 1.0}  # no partition
+    body = "\n".join(json.dumps(p) for p in late) + "\n"
+    r = await client.post(f"/v1/flights/{fid2}/telemetry", content=body, headers=headers)
+    assert r.status_code == 503, r.text
+    assert await _stored(owner_dsn, fid2) == 0
