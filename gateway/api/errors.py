@@ -31,8 +31,11 @@ def classify(err: GraphQLError) -> GatewayError:
     orig = err.original_error
     if isinstance(orig, GatewayError):
         return orig
-    if orig is None or err.path is None:
-        # request errors: variable coercion, unknown operation
+    if orig is None:
+        # request errors: validation, unknown operation, variable coercion
+        return BadUserInput(err.message)
+    if err.path is None and isinstance(orig, ValueError | TypeError | GraphQLError):
+        # a scalar refusing a variable's value while it is coerced
         return BadUserInput(err.message)
     return InternalError()
 

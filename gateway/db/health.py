@@ -12,6 +12,7 @@ Must not: know table names, or route requests.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -50,6 +51,8 @@ class HealthProbe:
         self._conns: dict[str, asyncpg.Connection] = {}
         self._task: asyncio.Task[None] | None = None
         self._soon: dict[str, asyncio.Task[None]] = {}
+        # (when, primary WAL position) of recent probe rounds, for lag
+        self._history: collections.deque[tuple[float, int]] = collections.deque(maxlen=600)
         self.changed = asyncio.Event()
 
     def probe_soon(self, node: Node) -> None:
@@ -63,11 +66,33 @@ class HealthProbe:
         await asyncio.gather(*(self.probe(n) for n in self.nodes))
         primary = next((n for n in self.nodes if n.role == "primary"), None)
         head = primary.health.wal_lsn if primary and primary.health.reachable else None
+        now = time.monotonic()
+        if head is not None:
+            self._history.append((now, head))
         for n in self.nodes:
             if n.role == "replica" and head is not None and n.health.wal_lsn is not None:
                 n.health.lag_bytes = max(0, head - n.health.wal_lsn)
+                seen = self._lag_from_history(n.health.wal_lsn, now)
+                if seen is not None and n.health.lag_s is not None:
+                    n.health.lag_s = min(n.health.lag_s, seen)
             elif n.role == "primary":
                 n.health.lag_bytes = 0
+
+    def _lag_from_history(self, replayed: int, now: float) -> float | None:
+        """How long ago the primary was at a position the replica has
+        replayed: an upper bound of the replica's lag, within one probe
+        interval. The replica's own view (time since the last replayed
+        transaction) overstates the lag after the primary was idle: a
+        replica that is merely receiving the first write in minutes would
+        look minutes behind, and be left out for a probe interval."""
+        if not self._history:
+            return None
+        if replayed >= self._history[-1][1]:
+            return 0.0
+        for at, lsn in reversed(self._history):
+            if lsn <= replayed:
+                return now - at
+        return now - self._history[0][0]  # behind everything remembered
 
     async def probe(self, node: Node) -> None:
         try:
