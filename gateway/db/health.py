@@ -16,7 +16,8 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -37,8 +38,14 @@ select pg_is_in_recovery() as in_recovery,
        end::float8 as lag_s,
        case when pg_is_in_recovery() then pg_is_wal_replay_paused() else false end as paused,
        host(inet_server_addr()) as addr,
-       inet_server_port() as port
+       inet_server_port() as port,
+       (pg_last_wal_receive_lsn() - '0/0'::pg_lsn)::bigint as received
 """
+# A replica that received more than it replayed is either behind or simply
+# busy replaying the last few records: ask again a moment later whether it
+# has replayed what it had received.
+SETTLED_SQL = "select (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint >= $1"
+SETTLE_DELAY_S = 0.02
 
 
 class HealthProbe:
@@ -136,7 +143,7 @@ class HealthProbe:
             node.breaker.close()
             self.changed.set()
 
-    async def _probe_row(self, node: Node) -> asyncpg.Record:
+    async def _probe_row(self, node: Node) -> Mapping[str, Any]:
         conn = self._conns.get(node.name)
         if conn is None or conn.is_closed():
             conn = await asyncpg.connect(
@@ -149,7 +156,11 @@ class HealthProbe:
         row = await conn.fetchrow(PROBE_SQL)
         if row is None:  # pragma: no cover - the query always returns a row
             raise RuntimeError("empty probe")
-        return row
+        if row["lag_s"] and row["received"] is not None and not row["paused"]:
+            await asyncio.sleep(SETTLE_DELAY_S)
+            if await conn.fetchval(SETTLED_SQL, row["received"]):
+                return {**dict(row), "lag_s": 0.0}
+        return dict(row)
 
     async def _drop_conn(self, node: Node) -> None:
         conn = self._conns.pop(node.name, None)
