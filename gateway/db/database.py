@@ -221,6 +221,26 @@ class Database:
                 raise _NotReplayed()
             await asyncio.sleep(0.005)
 
+    async def _routes(self, intent: Intent, min_lsn: int | None) -> list[Route]:
+        """The router's candidates; when none may serve (or reads would fall
+        back to the primary) on health older than two probe intervals (the
+        probe loop was starved), probe once more before deciding."""
+        routes = self.router.routes(intent, min_lsn)
+        degraded = not routes or (
+            intent != "write" and self.router.replicas and routes[0].node.role == "primary"
+        )
+        if degraded and self._health_stale():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    self.probe.probe_all(), timeout=self.settings.connect_timeout_s
+                )
+            routes = self.router.routes(intent, min_lsn)
+        return routes
+
+    def _health_stale(self) -> bool:
+        oldest = min(n.health.probed_at for n in self.nodes)
+        return time.monotonic() - oldest > 2 * self.settings.probe_interval_s
+
     def _fail_node(self, node: Node, exc: BaseException) -> None:
         """A connection to ``node`` failed. One dead connection (a backend
         terminated, a pooled socket timed out) does not prove the node dead,
@@ -239,7 +259,7 @@ class Database:
     ) -> AsyncIterator[TenantConnection]:
         """One tenant transaction, no retry (use ``run`` for retried reads).
         Errors leave as ``GatewayError``."""
-        routes = self.router.routes(intent, min_lsn)
+        routes = await self._routes(intent, min_lsn)
         if not routes:
             raise Unavailable()
         route = routes[0]
@@ -274,7 +294,7 @@ class Database:
         analytics that fail on a connection-level error (or on a replica not
         caught up with ``min_lsn``) are retried once on the next eligible
         node; query errors are never retried; writes are never retried."""
-        routes = self.router.routes(intent, min_lsn)
+        routes = await self._routes(intent, min_lsn)
         if not routes:
             raise Unavailable()
         attempts = 0
