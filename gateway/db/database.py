@@ -159,6 +159,12 @@ class Database:
         node.pool_waiting += 1
         try:
             raw = await pool.acquire(timeout=self.settings.connect_timeout_s)
+        except TimeoutError:
+            if pool.get_size() >= node.pool_max_size:
+                # every connection busy: this gateway is saturated, the node
+                # is fine (no probe, no retry elsewhere; safe to retry later)
+                raise Unavailable("The gateway is busy; retry later") from None
+            raise  # connecting failed: the node may be gone
         finally:
             node.pool_waiting -= 1
         node.in_use += 1
