@@ -10,18 +10,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 
 # the analytics data builders and independent computations are shared with
 # the integration tests
 from tests.integration.analytics_data import (  # noqa: E402
     Fleet,
-    build_fleet,
-    now_utc,
-    read_back,
-    replica_admin_dsns,
-    wait_for_replicas,
+    two_fleets,
 )
 from tests.integration.analytics_expected import quality, risk, stats  # noqa: E402
 
@@ -45,18 +40,7 @@ query($from: DateTime!, $to: DateTime!, $day0: Date!, $day1: Date!, $flight: ID!
 
 @pytest.fixture(scope="module")
 async def http_fleets(owner_dsn: str, stack: dict[str, Any]) -> dict[str, Fleet]:
-    as_of = now_utc()
-    conn = await asyncpg.connect(owner_dsn)
-    try:
-        a = await build_fleet(conn, "ha", 77, as_of)
-        b = await build_fleet(conn, "hb", 78, as_of, wild=True)
-        for f in (a, b):
-            await read_back(conn, f)
-        await conn.execute("refresh materialized view concurrently dbx_analytics.daily_fleet_stats")
-        await wait_for_replicas(conn, replica_admin_dsns(stack))
-    finally:
-        await conn.close()
-    return {"a": a, "b": b}
+    return await two_fleets(owner_dsn, stack, ("ha", "hb"), (77, 78))
 
 
 def variables(f: Fleet, flight: Any) -> dict[str, Any]:

@@ -226,14 +226,16 @@ def replica_admin_dsns(stack: dict[str, Any]) -> list[str]:
     return [n["admin_dsn"] for n in stack["nodes"] if n["role"] == "replica"]
 
 
-@pytest.fixture(scope="module")
-async def fleets(owner_dsn: str, stack: dict[str, Any]) -> dict[str, Fleet]:
-    """Org A (ordinary) and org B (wild values in the same windows)."""
+async def two_fleets(
+    owner_dsn: str, stack: dict[str, Any], names: tuple[str, str], seeds: tuple[int, int]
+) -> dict[str, Fleet]:
+    """Org A (ordinary) and org B (wild values in the same windows), read
+    back, the daily view refreshed, and replicated."""
     as_of = now_utc()
     conn = await asyncpg.connect(owner_dsn)
     try:
-        a = await build_fleet(conn, "a", 1234, as_of)
-        b = await build_fleet(conn, "b", 999, as_of, wild=True)
+        a = await build_fleet(conn, names[0], seeds[0], as_of)
+        b = await build_fleet(conn, names[1], seeds[1], as_of, wild=True)
         for f in (a, b):
             await read_back(conn, f)
         await conn.execute("refresh materialized view concurrently dbx_analytics.daily_fleet_stats")
@@ -241,6 +243,11 @@ async def fleets(owner_dsn: str, stack: dict[str, Any]) -> dict[str, Fleet]:
     finally:
         await conn.close()
     return {"a": a, "b": b}
+
+
+@pytest.fixture(scope="module")
+async def fleets(owner_dsn: str, stack: dict[str, Any]) -> dict[str, Fleet]:
+    return await two_fleets(owner_dsn, stack, ("a", "b"), (1234, 999))
 
 
 @pytest.fixture(scope="module")
