@@ -55,7 +55,16 @@ class StatementObserver(Protocol):
 class TenantConnection:
     """An asyncpg connection inside a tenant transaction."""
 
-    __slots__ = ("raw", "route", "intent", "timeout_s", "pool_wait_s", "_observer", "_comment")
+    __slots__ = (
+        "raw",
+        "route",
+        "intent",
+        "timeout_s",
+        "pool_wait_s",
+        "commit_lsn",
+        "_observer",
+        "_comment",
+    )
 
     def __init__(
         self,
@@ -72,6 +81,8 @@ class TenantConnection:
         self.intent = intent
         self.timeout_s = timeout_s
         self.pool_wait_s = pool_wait_s
+        # set after a write transaction commits: its WAL position
+        self.commit_lsn: int | None = None
         self._observer = observer
         self._comment = observer.statement_comment() if observer is not None else ""
 

@@ -38,6 +38,8 @@ from gateway.errors import (
 
 log = logging.getLogger("dbx.db")
 
+WAL_LSN_SQL = "select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -201,6 +203,14 @@ class Database:
                 raise
             await raw.execute("COMMIT", timeout=budget_s)
             reusable = True
+            if intent == "write":
+                # the read-your-writes token: the WAL position just after the
+                # commit, read on the same connection before it goes back
+                try:
+                    conn.commit_lsn = int(await raw.fetchval(WAL_LSN_SQL, timeout=quick_s))
+                except Exception:  # the write committed; only the token is lost
+                    reusable = False
+                    log.warning("could not read the WAL position after a write")
         finally:
             node.in_use -= 1
             if not reusable and not raw.is_closed():
@@ -335,10 +345,6 @@ class Database:
             raise Unavailable() from last
         raise Unavailable()
 
-    async def current_wal_lsn(self, conn: TenantConnection) -> int:
-        value = await conn.raw.fetchval("select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
-        return int(value)
-
     def session(self, tenant: TenantContext, token: str | None = None) -> DbSession:
         return DbSession(self, tenant, self.parse_token(token))
 
@@ -393,20 +399,11 @@ class DbSession:
         this request (and the client, through the token) see its effects."""
         async with self.db.transaction(self.tenant, "write") as conn:
             yield conn
-        try:
-            lsn = await self._commit_lsn()
-        except Exception:  # the write committed; only the token is lost
-            log.warning("could not read the WAL position after a write")
+        lsn = conn.commit_lsn
+        if lsn is None:
             return
         self.written_lsn = max(self.written_lsn or 0, lsn)
         self.min_lsn = max(self.min_lsn or 0, lsn)
-
-    async def _commit_lsn(self) -> int:
-        pool = self.db.router.primary.pool
-        if pool is None:
-            raise Unavailable()
-        async with pool.acquire(timeout=self.db.settings.connect_timeout_s) as raw:
-            return int(await raw.fetchval("select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"))
 
     @property
     def token(self) -> str | None:
