@@ -124,6 +124,9 @@ class Settings:
     slow_operation_ms: float = 500.0
     telemetry_future_skew_s: int = 900
     planner: bool = True  # DBX_PLANNER: answer plannable queries with one SQL statement
+    # DBX_GC_THRESHOLDS: gc.set_threshold() once the app has started (after
+    # gc.freeze()); None leaves Python's collector as it is
+    gc_thresholds: tuple[int, int, int] | None = (20_000, 50, 100)
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -201,8 +204,23 @@ class Settings:
             slow_operation_ms=_num(env, "DBX_SLOW_OPERATION_MS", 500.0, 0, 3_600_000),
             telemetry_future_skew_s=_int(env, "DBX_TELEMETRY_FUTURE_SKEW_S", 900, 0, 86_400),
             planner=_bool(env.get("DBX_PLANNER", "on"), "DBX_PLANNER"),
+            gc_thresholds=_gc_thresholds(env.get("DBX_GC_THRESHOLDS", "20000,50,100")),
             limits=limits,
         )
+
+
+def _gc_thresholds(raw: str) -> tuple[int, int, int] | None:
+    if raw.strip().lower() in {"off", "default", ""}:
+        return None
+    try:
+        a, b, c = (int(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(
+            "DBX_GC_THRESHOLDS must be off or three integers, e.g. 20000,50,100"
+        ) from None
+    if min(a, b, c) < 1:
+        raise ConfigError("DBX_GC_THRESHOLDS values must be positive")
+    return a, b, c
 
 
 def _jwt_keys(env: Mapping[str, str], mode: str) -> tuple[str | None, str | None]:

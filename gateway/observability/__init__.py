@@ -127,14 +127,14 @@ class Observability:
         (see ``loaders.py``); its ``__self__`` is the ``TracedBatch``."""
 
         def wrap(fn: BatchFn) -> BatchFn:
-            return TracedBatch(name, fn, self.tracer, self.metrics).__call__
+            return TracedBatch(name, fn, self.recorder, self.metrics).__call__
 
         return wrap
 
     def dataloader(self, name: str, batch_fn: BatchFn, **kwargs: Any) -> TracedDataLoader[Any, Any]:
         """An ``aiodataloader.DataLoader`` with a traced batch whose span links
         every span that called ``load()``; ``kwargs`` go to ``DataLoader``."""
-        return TracedDataLoader(TracedBatch(name, batch_fn, self.tracer, self.metrics), **kwargs)
+        return TracedDataLoader(TracedBatch(name, batch_fn, self.recorder, self.metrics), **kwargs)
 
     # -- HTTP -------------------------------------------------------------------
     def wrap_asgi(self, app: Callable[..., Any]) -> Callable[..., Any]:

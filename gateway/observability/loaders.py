@@ -13,21 +13,30 @@ span current at each ``load()``. A plain loader with a traced batch links to
 its parent only. Links are de-duplicated: a list of 50 flights asking for
 their aircraft from one top-level field gives one link, not 50.
 
+Waiting time: a nested resolver's span and latency metric (``operation.py``)
+count its own time, not the time it waited on a traced loader's batch, which
+the batch span shows (with the waiting field linked). ``load()`` called from
+such a resolver returns an awaitable that adds its wait to the resolver's
+``LoaderWait``; without one it returns the loader's future as it is.
+
 Must not: change the keys, values or errors of a batch.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, Status, StatusCode, Tracer
+from opentelemetry.trace import Link, SpanContext, Status, StatusCode
 
 from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.record import SpanRecorder
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -36,13 +45,35 @@ BatchFn = Callable[[Sequence[Any]], Awaitable[Sequence[Any]]]
 MAX_LINKS = 32
 
 
+class LoaderWait:
+    """Nanoseconds the current nested resolver spent waiting on loader batches."""
+
+    __slots__ = ("ns",)
+
+    def __init__(self) -> None:
+        self.ns = 0
+
+    async def timed(self, future: asyncio.Future[Any]) -> Any:
+        p0 = time.perf_counter_ns()
+        try:
+            return await future
+        finally:
+            self.ns += time.perf_counter_ns() - p0
+
+
+# Set by the resolver tracing around each nested resolver (its own task's context).
+LOADER_WAIT: ContextVar[LoaderWait | None] = ContextVar("dbx_loader_wait", default=None)
+
+
 class TracedBatch:
     """A batch function wrapped in a span; also the place waiters are noted."""
 
-    def __init__(self, name: str, fn: BatchFn, tracer: Tracer, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self, name: str, fn: BatchFn, recorder: SpanRecorder, metrics: GatewayMetrics
+    ) -> None:
         self.name = name
         self.fn = fn
-        self.tracer = tracer
+        self.recorder = recorder
         self.metrics = metrics
         self._waiters: list[SpanContext] = []
 
@@ -61,7 +92,7 @@ class TracedBatch:
             if ctx.is_valid and ctx.span_id not in seen and len(links) < MAX_LINKS:
                 seen.add(ctx.span_id)
                 links.append(Link(ctx, {"dbx.link.kind": "waiter"}))
-        span = self.tracer.start_span(
+        span = self.recorder.start(
             f"loader {self.name}",
             links=links,
             attributes={"dbx.loader.name": self.name, "dbx.loader.batch_size": len(keys)},
@@ -93,4 +124,8 @@ class TracedDataLoader(DataLoader[K, V]):
             # A cached key waits too while its batch is still queued; a done
             # one waits on nothing.
             self._traced.note_waiter()
-        return super().load(key)
+        future = super().load(key)
+        wait = LOADER_WAIT.get()
+        if wait is None or future.done():
+            return future
+        return wait.timed(future)

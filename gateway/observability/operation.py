@@ -10,7 +10,12 @@ on a span.
 Resolver spans: every top-level field gets a live span (SQL and loader spans
 under it nest there). A nested resolver costs two clock reads; only when it
 took longer than ``trace_resolver_min_ms`` is a span recorded after the fact,
-with its real start and end times and ``graphql.field.path``.
+with its real start and end times and ``graphql.field.path``. Time spent
+waiting on a traced loader's batch is not the resolver's: the batch has its
+own span, linked to the waiting field, so a list of 50 items that wait on one
+slow batch gives that batch span, not 50 resolver spans. A resolver slow on
+its own account (its own SQL, its own work) is recorded as before, with
+``dbx.graphql.loader_wait_ms`` when it also waited on a batch.
 
 Must not: change what a resolver returns or raises.
 """
@@ -30,6 +35,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from strawberry.extensions import SchemaExtension
 
+from gateway.observability.loaders import LOADER_WAIT, LoaderWait
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.record import SpanRecorder
 
@@ -99,7 +105,7 @@ class OperationTracing(SchemaExtension):
         p0 = time.perf_counter()
         self._tops: dict[str | int, _TopField] = {}
         self._executed = False
-        span = t.tracer.start_span("graphql", kind=SpanKind.INTERNAL)
+        span = t.recorder.start("graphql", kind=SpanKind.INTERNAL)
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             yield
@@ -195,6 +201,8 @@ class OperationTracing(SchemaExtension):
         p0 = time.perf_counter_ns()
         top = self._top_of(info)
         token = otel_context.attach(top.context) if top is not None else None
+        wait = LoaderWait()
+        wait_token = LOADER_WAIT.set(wait)
         error: BaseException | None = None
         try:
             return await result
@@ -203,29 +211,39 @@ class OperationTracing(SchemaExtension):
             raise
         finally:
             p1 = time.perf_counter_ns()
+            LOADER_WAIT.reset(wait_token)
             if top is not None and p1 > top.last_ns:
                 top.last_ns = p1
-            if p1 - p0 >= self.min_ns:
-                self._record(info, p0, p1, error, top)
+            if p1 - p0 - wait.ns >= self.min_ns:
+                self._record(info, p0, p1, error, top, wait.ns)
             if token is not None:
                 otel_context.detach(token)
 
     def _record(
-        self, info: Info, p0: int, p1: int, error: BaseException | None, top: _TopField | None
+        self,
+        info: Info,
+        p0: int,
+        p1: int,
+        error: BaseException | None,
+        top: _TopField | None,
+        loader_wait_ns: int = 0,
     ) -> None:
         t = self.tracing
         parent_type, field = info.parent_type.name, info.field_name
         t.metrics.resolver_duration.observe((p1 - p0) / 1e9, parent_type, field)
+        attrs: dict[str, Any] = {
+            "graphql.field.name": field,
+            "graphql.field.parent_type": parent_type,
+            "graphql.field.path": field_path(info),
+        }
+        if loader_wait_ns:
+            attrs["dbx.graphql.loader_wait_ms"] = round(loader_wait_ns / 1e6, 3)
         t.recorder.record(
             f"resolve {parent_type}.{field}",
             top.span if top is not None else trace.get_current_span(),
             t.wall_ns(p0),
             t.wall_ns(p1),
-            {
-                "graphql.field.name": field,
-                "graphql.field.parent_type": parent_type,
-                "graphql.field.path": field_path(info),
-            },
+            attrs,
             status=None if error is None else Status(StatusCode.ERROR, type(error).__name__),
         )
 
@@ -240,7 +258,7 @@ class OperationTracing(SchemaExtension):
         t = self.tracing
         parent_type, field = info.parent_type.name, info.field_name
         p0 = time.perf_counter_ns()
-        span = t.tracer.start_span(
+        span = t.recorder.start(
             f"resolve {parent_type}.{field}",
             start_time=t.wall_ns(p0),
             attributes={

@@ -1,4 +1,5 @@
-"""Spans recorded after the fact (SQL statements, slow nested resolvers).
+"""Spans recorded after the fact (SQL statements, slow nested resolvers), and
+light live spans (operation, top-level field, loader batch).
 
 Their start, end and attributes are known when they are recorded, so they are
 built as finished ``ReadableSpan``s and handed straight to the span
@@ -12,24 +13,136 @@ trace id; ``always_on`` samples the parent too). Anything else (no parent,
 a parent from another provider, a record-only parent) goes through the SDK's
 ``start_span`` as before.
 
+Live child spans take the same shortcut: under a sampled span of this
+provider, ``SpanRecorder.start`` builds a ``LiveSpan``, a ``ReadableSpan``
+that is also an API ``Span`` (attributes in a plain dict, no lock, no span
+limits object), handed to the processors when it ends: ~3 us instead of
+~12 us. The HTTP server span, whose sampling the sampler decides, and any
+span without a sampled parent of this provider go through the SDK.
+
 Must not: change the span data the SDK would produce (names, kinds, parents,
 attributes, status, times).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.util.types import AnyValue, Attributes
 
 _UNSET = Status(StatusCode.UNSET)
+
+
+def _clean(value: Any) -> Any:
+    # What the SDK's attribute container does to the values this gateway
+    # sets: a list is stored as a tuple (immutable once set).
+    return tuple(value) if isinstance(value, list) else value
+
+
+class LiveSpan(trace.Span, ReadableSpan):
+    """A live child span of a sampled span of this provider (see module doc).
+
+    Used from one thread (the event loop) while live; once ended it never
+    changes again, so the export thread reads it without a lock."""
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext,
+        recorder: SpanRecorder,
+        attributes: dict[str, Any],
+        links: Sequence[Link],
+        kind: SpanKind,
+        start_time: int,
+    ) -> None:
+        # ReadableSpan's fields, set directly (its __init__ would build a
+        # default Resource when none is given).
+        self._name = name
+        self._context = self._ctx = context
+        self._parent = parent
+        self._kind = kind
+        self._resource = cast(Resource, recorder._resource)  # set when the shortcut applies
+        self._instrumentation_scope = recorder._scope
+        self._instrumentation_info = None
+        self._attributes = self._attrs = attributes
+        self._events: list[Event] = []
+        self._links = tuple(links)
+        self._status = _UNSET
+        self._start_time = start_time
+        self._end_time: int | None = None
+        self._processors = recorder._processors
+        for processor in self._processors:
+            processor.on_start(self)  # type: ignore[arg-type]
+
+    def get_span_context(self) -> SpanContext:
+        return self._ctx
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attributes(self, attributes: Mapping[str, AnyValue]) -> None:
+        if self._end_time is None:
+            for key, value in attributes.items():
+                if value is not None:
+                    self._attrs[key] = _clean(value)
+
+    def set_attribute(self, key: str, value: AnyValue) -> None:
+        if self._end_time is None and value is not None:
+            self._attrs[key] = _clean(value)
+
+    def add_event(
+        self, name: str, attributes: Attributes = None, timestamp: int | None = None
+    ) -> None:
+        if self._end_time is None:
+            clean = {k: _clean(v) for k, v in (attributes or {}).items() if v is not None}
+            self._events.append(Event(name, clean, timestamp or time.time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        if self._end_time is None and context.is_valid:
+            self._links = (*self._links, Link(context, attributes))
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        # The SDK's rules: OK is final, UNSET is ignored.
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, Status):
+            if status.status_code is not StatusCode.UNSET:
+                self._status = status
+        elif status is not StatusCode.UNSET:
+            self._status = Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        # The type only: an exception's message and stack may hold values.
+        event = {"exception.type": type(exception).__qualname__, "exception.escaped": str(escaped)}
+        self.add_event("exception", {**event, **(attributes or {})}, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            return
+        self._end_time = end_time if end_time is not None else time.time_ns()
+        for processor in self._processors:
+            processor.on_end(self)
 
 
 class SpanRecorder:
@@ -59,6 +172,52 @@ class SpanRecorder:
         self._fast = self._fast and self._scope is not None
         self._ids = RandomIdGenerator()
 
+    def _sampled_parent(self, parent: trace.Span) -> SpanContext | None:
+        """The parent's context when the shortcut applies (see module doc)."""
+        if not self._fast:
+            return None
+        if isinstance(parent, LiveSpan):
+            if parent._end_time is None:
+                return parent._ctx
+            return None
+        if isinstance(parent, SdkSpan) and parent.is_recording():
+            pctx = parent.get_span_context()
+            return pctx if pctx.trace_flags.sampled else None
+        return None
+
+    def start(
+        self,
+        name: str,
+        *,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: dict[str, Any] | None = None,
+        links: Sequence[Link] = (),
+        start_time: int | None = None,
+    ) -> trace.Span:
+        """A live span under the current span (end it with ``end()``);
+        ``attributes``: a fresh dict, which becomes the span's."""
+        pctx = self._sampled_parent(trace.get_current_span())
+        if pctx is None:
+            return self.tracer.start_span(
+                name, kind=kind, attributes=attributes, links=links, start_time=start_time
+            )
+        return LiveSpan(
+            name,
+            SpanContext(
+                pctx.trace_id,
+                self._ids.generate_span_id(),
+                False,
+                pctx.trace_flags,
+                pctx.trace_state,
+            ),
+            pctx,
+            self,
+            {k: _clean(v) for k, v in attributes.items()} if attributes else {},
+            links,
+            kind,
+            start_time if start_time is not None else time.time_ns(),
+        )
+
     def record(
         self,
         name: str,
@@ -71,13 +230,8 @@ class SpanRecorder:
         status: Status | None = None,
     ) -> None:
         """A finished span under ``parent`` (a span, usually the current one)."""
-        pctx = parent.get_span_context()
-        if (
-            self._fast
-            and isinstance(parent, SdkSpan)
-            and parent.is_recording()
-            and pctx.trace_flags.sampled
-        ):
+        pctx = self._sampled_parent(parent)
+        if pctx is not None:
             span = ReadableSpan(
                 name=name,
                 context=SpanContext(

@@ -179,6 +179,65 @@ async def test_loader_batch_span_linked_to_waiters() -> None:
     obs.shutdown()
 
 
+async def slow_owner_batch(keys: Sequence[Any]) -> list[str]:
+    await asyncio.sleep(MIN_MS * 2 / 1000)
+    return [f"owner-{k}" for k in keys]
+
+
+async def test_waiting_on_a_slow_batch_is_the_batch_span_not_resolver_spans() -> None:
+    obs, exporter, schema = build()
+    loader = obs.dataloader("owner_by_part", slow_owner_batch)
+    result = await schema.execute(
+        '{ parts(label: "x", count: 4) { owner } }', context_value={"loader": loader}
+    )
+    assert result.errors is None
+    spans = exporter.get_finished_spans()
+    (batch,) = by_name(spans, "loader owner_by_part")
+    assert batch.end_time is not None and batch.start_time is not None
+    assert (batch.end_time - batch.start_time) / 1e6 >= MIN_MS * 2 * 0.9
+    # each owner resolver took longer than the threshold, all of it waiting
+    assert by_name(spans, "resolve Part.owner") == []
+    assert obs.metrics.resolver_duration.count("Part", "owner") == 0
+    obs.shutdown()
+
+
+@strawberry.type
+class Slowish:
+    id: int
+
+    @strawberry.field
+    async def owner_then_work(self, info: Info) -> str:
+        value: str = await info.context["loader"].load(self.id)
+        await asyncio.sleep(MIN_MS * 2 / 1000)  # its own slow work after the batch
+        return value
+
+
+@strawberry.type
+class WaitQuery:
+    @strawberry.field
+    def items(self) -> list[Slowish]:
+        return [Slowish(id=i) for i in range(2)]
+
+
+async def test_resolver_slow_on_its_own_is_recorded_with_its_loader_wait() -> None:
+    obs, exporter, _ = build()
+    schema = strawberry.Schema(query=WaitQuery, extensions=obs.strawberry_extensions())
+    loader = obs.dataloader("owner_by_part", slow_owner_batch)
+    result = await schema.execute("{ items { ownerThenWork } }", context_value={"loader": loader})
+    assert result.errors is None
+    spans = by_name(exporter.get_finished_spans(), "resolve Slowish.ownerThenWork")
+    assert sorted(str((s.attributes or {})["graphql.field.path"]) for s in spans) == [
+        "items.0.ownerThenWork",
+        "items.1.ownerThenWork",
+    ]
+    for span in spans:
+        assert span.end_time is not None and span.start_time is not None
+        # the span keeps its real start and end: the wait and the work
+        assert (span.end_time - span.start_time) / 1e6 >= MIN_MS * 4 * 0.9
+        assert float((span.attributes or {})["dbx.graphql.loader_wait_ms"]) >= MIN_MS * 2 * 0.9
+    obs.shutdown()
+
+
 async def test_traced_batch_without_loader_links_parent() -> None:
     obs, exporter, _ = build()
     traced = obs.traced_batch("plain")(owner_batch)

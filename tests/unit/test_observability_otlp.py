@@ -201,3 +201,80 @@ def test_batch_processor_drops_oldest_when_full_and_survives_failures() -> None:
     assert processor.force_flush(5000)  # the exporter raised; nothing else did
     assert exporter.batches
     processor.shutdown()
+
+
+def _live(fast: bool) -> list[ReadableSpan]:
+    """The same live child spans through ``SpanRecorder.start`` (fast) and
+    through the SDK's tracer (``direct=False``)."""
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider = TracerProvider(resource=Resource.create({"service.name": "dbx-gateway"}))
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("dbx-gateway")
+    recorder = SpanRecorder(tracer, provider, [processor], direct=fast)
+    root = tracer.start_span("POST /graphql", kind=SpanKind.SERVER)
+    with trace.use_span(root, end_on_exit=True):
+        op = recorder.start("graphql", start_time=1000)
+        with trace.use_span(op, end_on_exit=False):
+            batch = recorder.start(
+                "loader aircraft_by_id",
+                attributes={"dbx.loader.name": "aircraft_by_id", "dbx.loader.batch_size": 2},
+                links=[Link(root.get_span_context(), {"dbx.link.kind": "waiter"})],
+                start_time=1100,
+            )
+            batch.set_status(Status(StatusCode.ERROR, "TimeoutError"))
+            batch.set_status(StatusCode.UNSET)  # ignored, as in the SDK
+            batch.end(end_time=1200)
+            batch.set_attribute("late", 1)  # after end: ignored
+        op.update_name("query Fleet")
+        op.set_attributes({"graphql.operation.name": "Fleet", "dbx.codes": ["A", "B"]})
+        op.add_event("marker", {"n": 1}, timestamp=1250)
+        op.set_status(StatusCode.OK)
+        op.set_status(Status(StatusCode.ERROR))  # OK is final, as in the SDK
+        op.end(end_time=1300)
+        op.end(end_time=9999)  # a second end changes nothing
+    return list(exporter.get_finished_spans())
+
+
+def test_live_spans_equal_sdk_spans() -> None:
+    fast, slow = _live(True), _live(False)
+    assert [s.name for s in fast] == [s.name for s in slow]
+    assert [s.name for s in fast] == ["loader aircraft_by_id", "query Fleet", "POST /graphql"]
+    assert type(fast[0]).__name__ == "LiveSpan" and type(slow[0]).__name__ != "LiveSpan"
+    root = fast[2].context
+    for a, b in zip(fast[:2], slow[:2], strict=True):
+        assert a.parent is not None and a.context.trace_id == root.trace_id
+        assert (a.kind, a.start_time, a.end_time) == (b.kind, b.start_time, b.end_time)
+        assert dict(a.attributes or {}) == dict(b.attributes or {})
+        assert (a.status.status_code, a.status.description) == (
+            b.status.status_code,
+            b.status.description,
+        )
+        assert [(e.name, dict(e.attributes or {}), e.timestamp) for e in a.events] == [
+            (e.name, dict(e.attributes or {}), e.timestamp) for e in b.events
+        ]
+        assert [dict(lk.attributes or {}) for lk in a.links] == [
+            dict(lk.attributes or {}) for lk in b.links
+        ]
+        assert a.resource == b.resource
+        assert a.instrumentation_scope == b.instrumentation_scope
+    assert [lk.context for lk in fast[0].links] == [root]
+    assert [lk.context for lk in slow[0].links] == [slow[2].context]
+    assert fast[0].parent is not None and fast[0].parent.span_id == fast[1].context.span_id
+    assert fast[1].parent is not None and fast[1].parent.span_id == root.span_id
+    request = ExportTraceServiceRequest.FromString(SpanEncoder().encode_request(fast))
+    assert request == encode_spans(fast)
+
+
+def test_live_span_under_unsampled_parent_is_not_recorded() -> None:
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("dbx-gateway")
+    recorder = SpanRecorder(tracer, provider, [processor])
+    with trace.use_span(tracer.start_span("root"), end_on_exit=True):
+        child = recorder.start("graphql")
+        assert not child.is_recording()
+        child.end()
+    assert exporter.get_finished_spans() == ()

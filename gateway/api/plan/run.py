@@ -125,7 +125,7 @@ class Planner:
         # The same operation span and metrics as the resolver path's extension.
         name = op["operationName"]
         p0 = time.perf_counter()
-        span = obs.tracer.start_span(f"query {name}" if name else "query")
+        span = obs.recorder.start(f"query {name}" if name else "query")
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             text = await self._read(session, sql, values)
@@ -133,12 +133,13 @@ class Planner:
             otel_context.detach(token)
         elapsed = time.perf_counter() - p0
         if span.is_recording():
-            span.set_attribute("graphql.operation.type", "query")
+            attrs: dict[str, Any] = {"graphql.operation.type": "query"}
             if name:
-                span.set_attribute("graphql.operation.name", name[:200])
-            span.set_attribute("graphql.document.hash", document_hash(op["query"]))
-            span.set_attribute("dbx.graphql.planned", text is not None)
-            span.set_attribute("dbx.graphql.outcome", "ok")
+                attrs["graphql.operation.name"] = name[:200]
+            attrs["graphql.document.hash"] = document_hash(op["query"])
+            attrs["dbx.graphql.planned"] = text is not None
+            attrs["dbx.graphql.outcome"] = "ok"
+            span.set_attributes(attrs)
         span.end()
         if text is not None:
             label = operation_label(name)
