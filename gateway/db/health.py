@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -57,17 +58,45 @@ class HealthProbe:
         self.timeout_s = timeout_s
         self._conns: dict[str, asyncpg.Connection] = {}
         self._task: asyncio.Task[None] | None = None
-        self._soon: dict[str, asyncio.Task[None]] = {}
+        # the probe of each node under way, joined by whoever asks meanwhile
+        self._inflight: dict[str, asyncio.Task[None]] = {}
         # (when, primary WAL position) of recent probe rounds, for lag
         self._history: collections.deque[tuple[float, int]] = collections.deque(maxlen=600)
         self.changed = asyncio.Event()
 
     def probe_soon(self, node: Node) -> None:
-        """Probe ``node`` now, outside the schedule (once at a time)."""
-        running = self._soon.get(node.name)
-        if running is not None and not running.done():
-            return
-        self._soon[node.name] = asyncio.get_running_loop().create_task(self.probe(node))
+        """Probe ``node`` now, outside the schedule, without waiting for it
+        (or let the probe already under way do)."""
+        self._probe_task(node)
+
+    async def probe(self, node: Node) -> None:
+        """Probe ``node``, or wait for the probe of it already under way.
+
+        The background loop, a router that found health stale and a failed
+        connection may all ask at once. The node has one probe connection,
+        and a second query on it while the first runs fails in asyncpg
+        ("another operation is in progress"): that failure is ours, not the
+        node's, yet it used to mark a healthy node down. So one probe per
+        node runs at a time and every caller shares its outcome. A caller
+        that stops waiting (its own timeout) does not cancel it for the
+        others, nor leave the connection halfway through a query."""
+        await asyncio.shield(self._probe_task(node))
+
+    def _probe_task(self, node: Node) -> asyncio.Task[None]:
+        task = self._inflight.get(node.name)
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(
+                self._probe(node), name=f"dbx-probe-{node.name}"
+            )
+            self._inflight[node.name] = task
+            task.add_done_callback(functools.partial(self._probe_done, node.name))
+        return task
+
+    def _probe_done(self, name: str, task: asyncio.Task[None]) -> None:
+        if self._inflight.get(name) is task:
+            del self._inflight[name]
+        if not task.cancelled() and task.exception() is not None:  # marks it retrieved
+            log.error("probe crashed", exc_info=task.exception(), extra={"node": name})
 
     async def probe_all(self) -> None:
         await asyncio.gather(*(self.probe(n) for n in self.nodes))
@@ -101,7 +130,7 @@ class HealthProbe:
                 return now - at
         return now - self._history[0][0]  # behind everything remembered
 
-    async def probe(self, node: Node) -> None:
+    async def _probe(self, node: Node) -> None:
         try:
             row = await asyncio.wait_for(self._probe_row(node), timeout=self.timeout_s)
         except Exception as exc:  # any failure means unreachable for now
@@ -144,6 +173,18 @@ class HealthProbe:
             self.changed.set()
 
     async def _probe_row(self, node: Node) -> Mapping[str, Any]:
+        try:
+            return await self._query(node)
+        except asyncpg.InterfaceError as exc:
+            if not _busy(exc):
+                raise
+        # The probe connection was busy with something of ours: nothing is
+        # known about the node yet. Ask again on a fresh connection.
+        log.warning("probe connection busy", extra={"node": node.name})
+        await self._drop_conn(node)
+        return await self._query(node)
+
+    async def _query(self, node: Node) -> Mapping[str, Any]:
         conn = self._conns.get(node.name)
         if conn is None or conn.is_closed():
             conn = await asyncpg.connect(
@@ -186,8 +227,16 @@ class HealthProbe:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for task in self._soon.values():
+        probes = list(self._inflight.values())
+        for task in probes:
             task.cancel()
-        self._soon.clear()
+        await asyncio.gather(*probes, return_exceptions=True)
+        self._inflight.clear()
         for name in list(self._conns):
             self._conns.pop(name).terminate()
+
+
+def _busy(exc: asyncpg.InterfaceError) -> bool:
+    """asyncpg refused to start a query because the connection is still busy
+    with another one of ours (client-side; no query reached the server)."""
+    return "another operation is" in str(exc)

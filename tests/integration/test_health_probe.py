@@ -1,0 +1,112 @@
+"""The health probe against the real stack: probes of one node that overlap
+(the background loop, a router that found health stale, a failed connection
+asking for a probe now) must not disturb each other. Each node has a single
+probe connection; two queries on it at once would fail with asyncpg's
+"another operation is in progress", and that failure is ours, not the node's.
+
+These tests stop no node; they only assert on the primary where other
+suites running on the same stack might be stopping replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from gateway.auth import Principal
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.db.connection import TenantConnection
+
+
+def fast(settings: Settings, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "probe_interval_s": 0.05,
+        "breaker_cooldown_s": 5.0,  # a wrong "down" stays visible for the whole test
+        "connect_timeout_s": 2.0,
+    }
+    base.update(overrides)
+    return dataclasses.replace(settings, **base)
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(fast(settings))
+    await database.start()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def assert_never_down(db: Database) -> None:
+    primary = db.nodes[0]
+    assert primary.role == "primary"
+    state = primary.describe()  # no password, unlike the node's repr
+    usable, error, failures = primary.usable, primary.health.error, primary.breaker.failures
+    assert usable, state
+    assert error is None, state
+    assert failures == 0, state
+
+
+async def test_concurrent_probes_of_a_healthy_node_all_find_it_up(db: Database) -> None:
+    primary = db.nodes[0]
+    assert_never_down(db)
+    for _ in range(5):
+        await asyncio.gather(
+            *(db.probe.probe(primary) for _ in range(20)),
+            *(db.probe.probe_all() for _ in range(5)),
+        )
+        db.probe.probe_soon(primary)
+        await db.probe.probe(primary)
+        assert_never_down(db)
+
+
+async def test_a_caller_giving_up_does_not_cut_the_probe_short_for_others(
+    db: Database,
+) -> None:
+    """A router that stops waiting (its own timeout) leaves the probe to
+    finish for the loop that shares it; the next probe finds the node up."""
+    primary = db.nodes[0]
+    for _ in range(20):
+        waiter = asyncio.ensure_future(db.probe.probe(primary))
+        sharer = asyncio.ensure_future(db.probe.probe(primary))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+        await sharer
+        await db.probe.probe(primary)
+        assert_never_down(db)
+
+
+async def where(conn: TenantConnection) -> str:
+    await conn.fetchval("select 1")
+    return conn.node_name
+
+
+async def test_reads_on_stale_health_while_the_loop_probes_never_lose_the_primary(
+    db: Database, make_org: Any
+) -> None:
+    """The flaky path of the all-replicas-down routing test, without stopping
+    anything: no replica qualifies, health looks stale, so every read probes
+    all nodes itself while the background loop is probing them too."""
+    org: uuid.UUID = await make_org()
+    db.router.max_replica_lag_s = -1.0  # no replica may serve: reads fall back to the primary
+    session = db.session(Principal(org_id=org, subject="probe-test", roles=frozenset({"admin"})))
+
+    async def read() -> str:
+        for n in db.nodes:
+            n.health.probed_at = 0.0  # older than two probe intervals
+        return await session.read(where)
+
+    for _ in range(5):
+        served = await asyncio.gather(*(read() for _ in range(10)))
+        assert set(served) == {"primary"}, served
+        assert_never_down(db)
