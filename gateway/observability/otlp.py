@@ -27,6 +27,9 @@ from typing import Any
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.trace import SpanKind
+
+from gateway.observability.record import LiveSpan
 
 log = logging.getLogger("dbx.observability")
 
@@ -43,6 +46,10 @@ _FLAGS_LOCAL = b"\x85\x01" + _pack_fixed32(0x100)
 _FLAGS_REMOTE = b"\x85\x01" + _pack_fixed32(0x300)
 _LINK_FLAGS_LOCAL = b"\x35" + _pack_fixed32(0x100)
 _LINK_FLAGS_REMOTE = b"\x35" + _pack_fixed32(0x300)
+
+
+_SMALL_INTS = [b"\x18" + bytes((i,)) for i in range(128)]  # AnyValue int_value 0..127
+_STATUS_UNSET = b"\x7a\x00"
 
 
 def _varint(n: int) -> bytes:
@@ -100,49 +107,137 @@ def _raw_attributes(span: ReadableSpan) -> Mapping[str, Any] | None:
     return span.attributes
 
 
+# (resource field, its schema_url, scope field, its schema_url), span field bytes
+EncodedSpan = tuple[tuple[bytes, bytes, bytes, bytes], bytes]
+
+
+_KINDS = {kind: b"\x30" + _varint(kind.value + 1) for kind in SpanKind}
+# Span types whose containers are plain (a dict of attributes, sequences of
+# links and events): a ReadableSpan built by ``record.py`` and a LiveSpan.
+_PLAIN = (ReadableSpan, LiveSpan)
+
+
 class SpanEncoder:
     """Encodes batches of finished spans; one per exporter (one export thread)."""
 
     def __init__(self) -> None:
-        self._attr: dict[tuple[str, str], bytes] = {}  # (key, str value) -> repeated KeyValue
+        # field tag -> (key, str value) -> the whole repeated KeyValue field
+        self._attr: dict[bytes, dict[tuple[str, str], bytes]] = {}
+        # (field tag, key, value length) -> a KeyValue field's bytes up to its value
+        self._prefix: dict[tuple[bytes, str, int], bytes] = {}
         self._name: dict[str, bytes] = {}
-        self._key: dict[str, bytes] = {}  # key -> its KeyValue.key field
         self._head: dict[tuple[int, int], tuple[bytes, bytes, bytes, bytes]] = {}
 
     def _attributes(self, attrs: Mapping[str, Any] | None, tag: bytes) -> bytes:
         if not attrs:
             return b""
-        cache, keys = self._attr, self._key
+        # Caches per field tag: the same pair is a different field in a span,
+        # an event, a link or the resource.
+        cache = self._attr.get(tag)
+        if cache is None:
+            cache = self._attr[tag] = {}
+        heads = self._prefix
         parts: list[bytes] = []
+        append = parts.append
         for key, value in attrs.items():
-            if type(value) is str:
+            kind = type(value)
+            if kind is str:
                 kv = cache.get((key, value))
                 if kv is None:
                     if len(cache) >= MAX_CACHED:
                         cache.clear()
                     kv = cache[(key, value)] = _ld(tag, _key_value(key, value))
-                parts.append(kv)
+                append(kv)
+                continue
+            if kind is int:
+                av = (
+                    _SMALL_INTS[value]
+                    if 0 <= value < 128
+                    else b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)
+                )
+            elif kind is float:
+                av = b"\x21" + _pack_double(value)
             else:
-                kb = keys.get(key)
-                if kb is None:
-                    if len(keys) >= MAX_CACHED:
-                        keys.clear()
-                    kb = keys[key] = _ld(b"\x0a", key.encode())
-                kind = type(value)
-                if kind is int:
-                    av = b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)
-                elif kind is float:
-                    av = b"\x21" + _pack_double(value)
-                else:
-                    try:
-                        av = _any_value(value)
-                    except Exception:  # the SDK's encoder logs and skips such a value too
-                        log.exception("failed to encode attribute %s", key)
-                        continue
-                parts.append(_ld(tag, kb + _ld(b"\x12", av)))
+                try:
+                    av = _any_value(value)
+                except Exception:  # the SDK's encoder logs and skips such a value too
+                    log.exception("failed to encode attribute %s", key)
+                    continue
+            n = len(av)
+            # Everything before the value's bytes depends on (tag, key, length) only.
+            head = heads.get((tag, key, n))
+            if head is None:
+                if len(heads) >= MAX_CACHED:
+                    heads.clear()
+                kb = _ld(b"\x0a", key.encode())
+                value_field_head = b"\x12" + _varint(n)
+                body_len = len(kb) + len(value_field_head) + n
+                head = heads[(tag, key, n)] = tag + _varint(body_len) + kb + value_field_head
+            append(head + av)
         return b"".join(parts)
 
     def _span(self, span: ReadableSpan) -> bytes:
+        if type(span) in _PLAIN:
+            return self._plain_span(span)
+        return self._any_span(span)
+
+    def _plain_span(self, span: ReadableSpan) -> bytes:
+        """A ``ReadableSpan`` or ``LiveSpan``: plain containers, no drop
+        counters, read from its fields (the generic path's properties copy
+        events and links into tuples and check for bounded containers)."""
+        ctx = span._context
+        attrs, links = span._attributes, span._links
+        if (
+            ctx is None
+            or ctx.trace_state
+            or span._events
+            or (attrs is not None and type(attrs) is not dict)  # bounded: may count drops
+            or type(links) not in (tuple, list)
+        ):
+            return self._any_span(span)
+        parent = span._parent
+        name = self._name.get(span._name)
+        if name is None:
+            if len(self._name) >= MAX_CACHED:
+                self._name.clear()
+            name = self._name[span._name] = _ld(b"\x2a", span._name.encode())
+        out = [
+            b"\x0a\x10"
+            + ctx.trace_id.to_bytes(16, "big")
+            + b"\x12\x08"
+            + ctx.span_id.to_bytes(8, "big")
+        ]
+        if parent is not None:
+            out.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+        out.append(name)
+        out.append(_KINDS[span._kind])
+        out.append(
+            b"\x39"
+            + _pack_fixed64(span._start_time or 0)
+            + b"\x41"
+            + _pack_fixed64(span._end_time or 0)
+        )
+        if attrs:
+            out.append(self._attributes(attrs, b"\x4a"))
+        for link in links:
+            lc = link.context
+            body = b"\x0a\x10" + lc.trace_id.to_bytes(16, "big")
+            body += b"\x12\x08" + lc.span_id.to_bytes(8, "big")
+            body += self._attributes(link.attributes, b"\x22")
+            body += _LINK_FLAGS_REMOTE if lc.is_remote else _LINK_FLAGS_LOCAL
+            out.append(_ld(b"\x6a", body))
+        status = span._status
+        if status.status_code.value or status.description:
+            body = _ld(b"\x12", status.description.encode()) if status.description else b""
+            if status.status_code.value:
+                body += b"\x18" + _varint(status.status_code.value)
+            out.append(_ld(b"\x7a", body))
+        else:
+            out.append(_STATUS_UNSET)
+        out.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
+        return b"".join(out)
+
+    def _any_span(self, span: ReadableSpan) -> bytes:
         ctx = span.get_span_context()
         assert ctx is not None
         parent = span.parent
@@ -206,7 +301,7 @@ class SpanEncoder:
             return cached
         res = _ld(b"\x0a", self._attributes(resource.attributes, b"\x0a"))
         res_url = _ld(b"\x1a", resource.schema_url.encode()) if resource.schema_url else b""
-        sc = sc_url = b""
+        sc, sc_url = b"\x0a\x00", b""  # no scope: an empty one, as the SDK's encoder
         if scope is not None:
             body = _ld(b"\x0a", scope.name.encode()) if scope.name else b""
             if scope.version:
@@ -221,19 +316,30 @@ class SpanEncoder:
         heads = self._head[key] = (res, res_url, sc, sc_url)
         return heads
 
+    def encode_span(self, span: ReadableSpan) -> EncodedSpan:
+        """One span's bytes with its resource and scope heads, for
+        ``encode_encoded`` (used when a span ends: ``batch.py``)."""
+        return self._heads(span), _ld(b"\x12", self._span(span))
+
     def encode_request(self, spans: Sequence[ReadableSpan]) -> bytes:
         """ExportTraceServiceRequest bytes: spans grouped by resource, then
         by instrumentation scope, in first-seen order (as the SDK does)."""
-        groups: dict[int, tuple[bytes, bytes, dict[int, tuple[bytes, bytes, list[bytes]]]]] = {}
-        for span in spans:
-            res, res_url, sc, sc_url = self._heads(span)
-            group = groups.get(id(span.resource))
+        return self.encode_encoded([self.encode_span(span) for span in spans])
+
+    @staticmethod
+    def encode_encoded(spans: Sequence[EncodedSpan]) -> bytes:
+        """ExportTraceServiceRequest bytes from spans already encoded by
+        ``encode_span`` (grouped by their heads, in first-seen order)."""
+        Pair = tuple[bytes, bytes]
+        groups: dict[Pair, tuple[bytes, bytes, dict[Pair, tuple[bytes, bytes, list[bytes]]]]] = {}
+        for (res, res_url, sc, sc_url), span in spans:
+            group = groups.get((res, res_url))
             if group is None:
-                group = groups[id(span.resource)] = (res, res_url, {})
-            entry = group[2].get(id(span.instrumentation_scope))
+                group = groups[(res, res_url)] = (res, res_url, {})
+            entry = group[2].get((sc, sc_url))
             if entry is None:
-                entry = group[2][id(span.instrumentation_scope)] = (sc, sc_url, [])
-            entry[2].append(_ld(b"\x12", self._span(span)))
+                entry = group[2][(sc, sc_url)] = (sc, sc_url, [])
+            entry[2].append(span)
         out: list[bytes] = []
         for res, res_url, scopes in groups.values():
             body = [res]
@@ -250,6 +356,18 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._encoder = SpanEncoder()
+
+    def export_encoded(self, spans: Sequence[EncodedSpan]) -> SpanExportResult:
+        """Spans encoded when they ended (``SpanEncoder.encode_span``)."""
+        if getattr(self, "_shutdown", False):
+            return SpanExportResult.FAILURE
+        result = self._client.export(SpanEncoder.encode_encoded(spans))
+        return SpanExportResult.SUCCESS if result.success else SpanExportResult.FAILURE
+
+    @property
+    def can_export_encoded(self) -> bool:
+        """False on an SDK whose internals moved (``export`` then falls back)."""
+        return getattr(self, "_client", None) is not None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         client = getattr(self, "_client", None)

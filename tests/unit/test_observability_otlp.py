@@ -4,6 +4,7 @@ the recorder of after-the-fact spans the SDK's spans."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -278,3 +279,88 @@ def test_live_span_under_unsampled_parent_is_not_recorded() -> None:
         assert not child.is_recording()
         child.end()
     assert exporter.get_finished_spans() == ()
+
+
+def test_spans_encoded_at_end_reach_the_collector_as_the_sdk_encodes_them() -> None:
+    """The processor with the gateway's exporter encodes each span when it
+    ends; what an OTLP/HTTP endpoint receives equals the SDK's encoding."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from gateway.observability.otlp import FastOTLPSpanExporter
+
+    received: list[bytes] = []
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            received.append(self.rfile.read(int(self.headers.get("content-length", 0))))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    try:
+        exporter = FastOTLPSpanExporter(
+            endpoint=f"http://127.0.0.1:{sink.server_address[1]}/v1/traces"
+        )
+        processor = BatchExportProcessor(
+            exporter, max_queue_size=1000, schedule_delay_millis=60_000, max_export_batch_size=500
+        )
+        spans = make_spans()
+        for span in spans:
+            processor.on_end(span)
+        assert all(type(item) is tuple for item in processor._queue)  # noqa: SLF001
+        assert processor.force_flush(5000)
+        processor.shutdown()
+    finally:
+        sink.shutdown()
+    (body,) = received
+    assert ExportTraceServiceRequest.FromString(body) == encode_spans(spans)
+
+
+def test_plain_spans_of_every_value_shape_encode_as_the_sdk() -> None:
+    """The encoder's path for plain spans (``ReadableSpan``s built after the
+    fact, ``LiveSpan``s): values of every type and size, a status with a
+    description, links with attributes, a remote parent; the same attribute
+    pair as a span attribute and a link attribute (different fields)."""
+    resource = Resource.create({"service.name": "dbx-gateway"})
+    remote = SpanContext(7, 8, is_remote=True, trace_flags=TraceFlags(1))
+    values: dict[str, Any] = {
+        "s": "x",
+        "long": "q" * 300,
+        "zero": 0,
+        "small": 127,
+        "big": 128,
+        "huge": 2**62,
+        "neg": -5,
+        "f": 0.25,
+        "t": True,
+        "f0": False,
+        "list": ("a", "b"),
+        "ints": (1, 2, 3),
+        "dbx.link.kind": "waiter",
+    }
+    spans = [
+        ReadableSpan(
+            name=f"s{i}",
+            context=SpanContext(7, 100 + i, False, TraceFlags(1)),
+            parent=remote if i == 0 else SpanContext(7, 99, False, TraceFlags(1)),
+            resource=resource,
+            attributes=dict(values) if i % 2 == 0 else {"k": i},
+            links=(Link(remote, {"dbx.link.kind": "waiter", "n": i}),) if i % 3 == 0 else (),
+            kind=SpanKind.CLIENT if i % 2 else SpanKind.INTERNAL,
+            status=Status(StatusCode.ERROR, "TimeoutError") if i == 1 else Status(StatusCode.UNSET),
+            start_time=10**18 + i,
+            end_time=10**18 + 2 * i + 1,
+        )
+        for i in range(6)
+    ]
+    encoder = SpanEncoder()
+    for _ in range(2):  # from the caches the second time
+        assert ExportTraceServiceRequest.FromString(
+            encoder.encode_request(spans)
+        ) == encode_spans(spans)
