@@ -9,15 +9,25 @@ Page sources reuse the filters, seek predicates and orderings of
 ``gateway.data.aircraft`` and ``gateway.data.flights``, so both paths page
 alike. Every source filters ``org_id`` explicitly besides row-level security.
 
+Analytics fields are written as compact JSON *text* (no
+``json_build_object``, whose output has blanks), number by number as
+``orjson`` prints the resolvers' Python values, over the very statements of
+``gateway.data.analytics*`` (their placeholders renumbered).
+
 Must not: choose a database node, or know about HTTP or GraphQL.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Sequence
+from datetime import date
 from typing import Any, Literal
 
 from gateway.data import aircraft as aircraft_data
+from gateway.data import analytics as analytics_data
+from gateway.data import analytics_telemetry as telemetry_data
 from gateway.data import flights as flight_data
 from gateway.data.fragments import Params, seek_after, where
 from gateway.db.connection import TenantConnection
@@ -156,6 +166,128 @@ def count_source(kind: Kind, cond: Sequence[str]) -> str:
     return f"select count(*) from {TABLES[kind]} {inner} where {where(list(cond))}"
 
 
-async def fetch_json(conn: TenantConnection, sql: str, values: Sequence[Any]) -> str:
-    """Run a planned statement; its single value is the response's JSON text."""
-    return str(await conn.fetchval(sql, *values))
+async def fetch_json(conn: TenantConnection, sql: str, values: Sequence[Any]) -> str | None:
+    """Run a planned statement; its single value is the response's JSON text
+    (None: the statement declined, the resolver path answers)."""
+    value = await conn.fetchval(sql, *values)
+    return None if value is None else str(value)
+
+
+# -- analytics ----------------------------------------------------------------
+
+AnalyticsKind = Literal["fleetDailyStats", "telemetryStats"]
+
+
+def float_text(expr: str) -> str:
+    """JSON text of a float8 exactly as ``orjson`` writes the Python float
+    asyncpg hands the resolvers: a ``.0`` on integral values, plain decimals
+    for decimal exponents -5..15, else ``1.5e-7`` / ``1e+16`` style. PostgreSQL
+    prints the same shortest digits (``extra_float_digits`` > 0, checked by
+    the statement) but switches to exponents at -5 and 15; between those and
+    orjson's limits the digits go through ``numeric``. Non-finite values and
+    magnitudes from 1e16 (where PostgreSQL prints integral values with more
+    digits than the shortest) fail the statement: the resolvers answer."""
+    v = f"({expr})"
+    return (
+        f"case when {v} is null then 'null'"
+        f" when abs({v}) >= 1e16 then ('not planned: ' || {v}::text)::int::text"
+        f" when {v} = 0 or abs({v}) >= 1e-4 and abs({v}) < 1e15 then"
+        f" case when {v} = trunc({v}) then {v}::text || '.0' else {v}::text end"
+        f" when abs({v}) >= 1e-5 then"
+        f" case when {v} = trunc({v}) then {v}::text::numeric::text || '.0'"
+        f" else {v}::text::numeric::text end"
+        f" else regexp_replace({v}::text, 'e([+-])0+(?=[0-9])', 'e\\1') end"
+    )
+
+
+def int_text(expr: str) -> str:
+    return f"coalesce(({expr})::text, 'null')"
+
+
+def string_text(expr: str) -> str:
+    """A JSON string of text known to need no escaping (dates, times)."""
+    return f"coalesce('\"' || {expr} || '\"', 'null')"
+
+
+# GraphQL field name -> JSON text expression over the data statement's row ``{t}``.
+ANALYTICS_FIELDS: dict[AnalyticsKind, dict[str, str]] = {
+    "fleetDailyStats": {
+        "day": string_text("to_char({t}.day, 'YYYY-MM-DD')"),
+        "flights": int_text("{t}.flights"),
+        "flightHours": float_text("{t}.flight_hours"),
+        "activeAircraft": int_text("{t}.active_aircraft"),
+        "maxAltitudeM": float_text("{t}.max_altitude_m"),
+        "avgAirspeedMs": float_text("{t}.avg_airspeed_ms"),
+        "exceedances": int_text("{t}.exceedances"),
+        "refreshedAt": string_text(timestamp("{t}.refreshed_at")),
+    },
+    # ``metric``, ``windowStart`` and ``windowEnd`` are request values (bound)
+    "telemetryStats": {
+        "metric": "",
+        "count": int_text("{t}.n"),
+        "min": float_text("{t}.min"),
+        "max": float_text("{t}.max"),
+        "avg": float_text("{t}.avg"),
+        "stddev": float_text("{t}.stddev"),
+        "p50": float_text("{t}.pct[1]"),
+        "p95": float_text("{t}.pct[2]"),
+        "p99": float_text("{t}.pct[3]"),
+        "windowStart": "",
+        "windowEnd": "",
+    },
+}
+
+
+def analytics_value(kind: AnalyticsKind, field: str, t: str) -> str:
+    return ANALYTICS_FIELDS[kind][field].replace("{t}", t)
+
+
+_PLACEHOLDER = re.compile(r"\$([0-9]+)")
+
+
+def _renumbered(p: Params, sql: str, args: Sequence[Any]) -> str:
+    """A data-layer statement whose ``$1`` is the org, with its other values
+    bound into ``p`` (whose ``$1`` is the same org)."""
+    if not args or args[0] != p.values[0]:
+        raise ValueError("the statement is not the request's org's")
+    slots = ["$1", *(p.add(v) for v in args[1:])]
+    return _PLACEHOLDER.sub(lambda m: slots[int(m.group(1)) - 1], sql)
+
+
+def daily_stats_source(p: Params, org_id: uuid.UUID, start: date, end: date) -> str:
+    """``analytics.daily_stats_query``: rows ordered by (unique) ``day``."""
+    q = analytics_data.daily_stats_query(org_id, start, end)
+    return _renumbered(p, q.sql, q.args)
+
+
+def telemetry_stats_source(p: Params, scope: telemetry_data.TelemetryScope, metric: str) -> str:
+    """``analytics_telemetry.stats_query``: one row."""
+    q = telemetry_data.stats_query(scope, metric)
+    return _renumbered(p, q.sql, q.args)
+
+
+def text_object(parts: Sequence[tuple[str, str]]) -> str:
+    """Compact JSON object text from (GraphQL name, JSON text expression)."""
+    if not parts:
+        return "'{}'"
+    pieces = []
+    for i, (key, value) in enumerate(parts):
+        pieces.append(("'{" if i == 0 else "',") + f'"{key}":\' || {value}')
+    return "(" + " || ".join(pieces) + " || '}')"
+
+
+def text_list(item: str, source: str, t: str, order: str) -> str:
+    """Compact JSON array text of ``item`` over the rows of ``source``."""
+    return (
+        f"(select '[' || coalesce(string_agg({item}, ',' order by {order}), '') || ']'"
+        f" from ({source}) {t})"
+    )
+
+
+def text_row(item: str, source: str, t: str, cond: str = "true") -> str:
+    """JSON text of ``item`` over the single row of ``source``."""
+    return f"(select {item} from ({source}) {t} where {cond})"
+
+
+# float_text needs PostgreSQL's shortest float output; otherwise decline.
+SHORTEST_FLOATS = "current_setting('extra_float_digits')::int > 0"

@@ -4,6 +4,10 @@ as a tree of ``Node``s. Fields are collected and merged by response key in
 document order, as graphql-core does, so the JSON keys come out in the same
 order as the resolver path's.
 
+``analytics { ... }`` is planned for its cheap read fields
+(``fleetDailyStats``, ``telemetryStats``); such a plan holds no other root
+data field, since it runs with the ``analytics`` intent.
+
 Anything outside the subset (mutations, subscriptions, directives, unknown
 or unplanned fields, objects too wide for one ``json_build_object``) raises
 ``Decline`` and the resolver path answers instead.
@@ -14,7 +18,7 @@ Must not: write SQL or run anything; look at argument values (``bind``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from graphql import (
     DocumentNode,
@@ -29,7 +33,13 @@ from graphql import (
     SelectionSetNode,
 )
 
-from gateway.data.planned import AIRCRAFT_FIELDS, FLIGHT_FIELDS, Kind
+from gateway.data.planned import (
+    AIRCRAFT_FIELDS,
+    ANALYTICS_FIELDS,
+    FLIGHT_FIELDS,
+    AnalyticsKind,
+    Kind,
+)
 
 MAX_KEYS = 50  # json_build_object takes at most 100 arguments
 
@@ -117,6 +127,30 @@ class Connection:
     selection: Selection  # Edges, PageInfo, TotalCount, Typename
 
 
+@dataclass(frozen=True)
+class Scalar:
+    """A scalar of an analytics result object (``ANALYTICS_FIELDS``)."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class Analytic:
+    """``Analytics.fleetDailyStats`` (a list) or ``Analytics.telemetryStats``
+    (one object): the data layer's statement, wrapped."""
+
+    kind: AnalyticsKind
+    slot: int
+    selection: Selection  # Scalar, Typename
+
+
+@dataclass(frozen=True)
+class AnalyticsRoot:
+    """``Query.analytics``: served with the ``analytics`` intent."""
+
+    selection: Selection  # Analytic, Typename
+
+
 Node = (
     Typename
     | Column
@@ -130,14 +164,19 @@ Node = (
     | Edges
     | PageInfo
     | Connection
+    | Scalar
+    | Analytic
+    | AnalyticsRoot
 )
+
+Intent = Literal["read", "analytics"]
 
 
 @dataclass(frozen=True)
 class ArgSpec:
     """A field whose arguments are bound per request."""
 
-    name: str  # aircraft, flight, fleet, flights, Aircraft.flights
+    name: str  # aircraft, flight, fleet, flights, Aircraft.flights, Analytics.<field>
     definition: GraphQLField
     node: FieldNode
     paged: bool = True  # edges or pageInfo selected: the page query runs
@@ -149,6 +188,9 @@ class Plan:
     operation: OperationDefinitionNode
     root: Selection
     args: list[ArgSpec]
+    # "analytics": the root holds only ``analytics`` (and ``__typename``) and
+    # runs like the resolvers' ``DbSession.analytics`` (replicas, its timeout)
+    intent: Intent = "read"
     sql_by_shape: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
 
@@ -236,6 +278,40 @@ class _Compiler:
                 kind = "aircraft" if name == "fleet" else "flight"
                 slot = self._arg(name, "Query", nodes[0])
                 out.append((key, self.connection(kind, slot, False, nodes)))
+            elif name == "analytics":
+                out.append((key, AnalyticsRoot(self.analytics(nodes))))
+            else:
+                raise Decline
+        # analytics and plain reads run under different intents: never mixed
+        kinds = {isinstance(n, AnalyticsRoot) for _, n in out if not isinstance(n, Typename)}
+        if len(kinds) > 1:
+            raise Decline
+        return out
+
+    def analytics(self, nodes: list[FieldNode]) -> Selection:
+        out: Selection = []
+        for key, sub in self.collect("Analytics", nodes):
+            name = sub[0].name.value
+            if name == "__typename":
+                out.append((key, Typename("Analytics")))
+            elif name in ANALYTICS_FIELDS:
+                kind: AnalyticsKind = name
+                slot = self._arg(f"Analytics.{name}", "Analytics", sub[0])
+                out.append((key, Analytic(kind, slot, self.analytic(kind, sub))))
+            else:
+                raise Decline
+        return out
+
+    def analytic(self, kind: AnalyticsKind, nodes: list[FieldNode]) -> Selection:
+        type_name = "DailyFleetStats" if kind == "fleetDailyStats" else "TelemetryStats"
+        scalars = ANALYTICS_FIELDS[kind]
+        out: Selection = []
+        for key, sub in self.collect(type_name, nodes):
+            name = sub[0].name.value
+            if name == "__typename":
+                out.append((key, Typename(type_name)))
+            elif name in scalars:
+                out.append((key, Scalar(name)))
             else:
                 raise Decline
         return out
@@ -317,4 +393,5 @@ def compile_plan(schema: GraphQLSchema, doc: DocumentNode, operation_name: str |
         raise Decline
     c = _Compiler(schema, doc)
     root = c.query(op)
-    return Plan(operation=op, root=root, args=c.args)
+    intent: Intent = "analytics" if any(isinstance(n, AnalyticsRoot) for _, n in root) else "read"
+    return Plan(operation=op, root=root, args=c.args, intent=intent)

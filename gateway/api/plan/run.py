@@ -9,8 +9,13 @@ costs a variable coercion, argument checks, one tenant read transaction
 JSON parsing in Python: the text goes into the body as an
 ``orjson.Fragment``.
 
+An ``analytics { ... }`` plan runs through ``DbSession.analytics``, like
+the resolvers of ``gateway.api.analytics`` (replicas, the analytics
+timeout, the same tenant settings).
+
 Errors are never produced here: arguments the resolvers would refuse, a
-role without ``read``, and a failing statement all return None, so every
+role without ``read`` (``analytics`` for an analytics plan), and a failing
+statement all return None, so every
 error comes from the resolver path.
 
 Must not: write SQL (``gateway.data.planned``) or open connections.
@@ -89,27 +94,34 @@ class Planner:
         obs: Observability | None = None,
     ) -> str | None:
         """The ``data`` JSON text, or None when the resolver path must answer."""
-        if not principal.can("read"):
+        plan = self.plan(op["query"], op["operationName"], document)
+        # the role the resolver path checks: `read` for plain reads,
+        # `analytics` (Query.analytics) for analytics
+        if plan is None or not principal.can(plan.intent):
             self.declined += 1
             return None
-        plan = self.plan(op["query"], op["operationName"], document)
-        found = None if plan is None else self.statement_for(plan, op["variables"], principal)
+        found = self.statement_for(plan, op["variables"], principal)
         if found is None:
             self.declined += 1
             return None
         sql, values = found
         if obs is None:
-            text = await self._read(session, sql, values)
+            text = await self._read(session, plan, sql, values)
         else:
-            text = await self._traced(session, sql, values, op, obs)
+            text = await self._traced(session, plan, sql, values, op, obs)
         if text is None:
             self.declined += 1
             return None
         self.planned += 1
         return text
 
-    async def _read(self, session: DbSession, sql: str, values: list[Any]) -> str | None:
+    async def _read(
+        self, session: DbSession, plan: Plan, sql: str, values: list[Any]
+    ) -> str | None:
         try:
+            if plan.intent == "analytics":
+                # as the resolvers' `ctx.db.analytics`: replicas, analytics timeout
+                return await session.analytics(planned.fetch_json, sql, values)
             return await session.read(planned.fetch_json, sql, values)
         except GatewayError:
             return None  # the resolver path answers, with its own error
@@ -117,6 +129,7 @@ class Planner:
     async def _traced(
         self,
         session: DbSession,
+        plan: Plan,
         sql: str,
         values: list[Any],
         op: dict[str, Any],
@@ -128,7 +141,7 @@ class Planner:
         span = obs.recorder.start(f"query {name}" if name else "query")
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
-            text = await self._read(session, sql, values)
+            text = await self._read(session, plan, sql, values)
         finally:
             otel_context.detach(token)
         elapsed = time.perf_counter() - p0

@@ -19,18 +19,23 @@ Must not: run SQL or open connections.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from graphql import GraphQLError, GraphQLSchema
 from graphql.execution.values import get_argument_values, get_variable_values
 
 from gateway.api import cursors
+from gateway.api.analytics import _uuid as analytics_id
 from gateway.api.inputs import AircraftFilter, FlightFilter
 from gateway.api.plan.compile import (
+    Analytic,
+    AnalyticsRoot,
     ById,
     Column,
     Connection,
@@ -44,12 +49,15 @@ from gateway.api.plan.compile import (
     Plan,
     Related,
     RowObject,
+    Scalar,
     Selection,
     TotalCount,
     Typename,
 )
 from gateway.api.query import aircraft_filter, flight_filter
 from gateway.api.types import AircraftStatus, FlightStatus
+from gateway.data import analytics as analytics_data
+from gateway.data import analytics_telemetry as telemetry_data
 from gateway.data import planned
 from gateway.data.fragments import Params
 from gateway.errors import GatewayError
@@ -66,6 +74,11 @@ class Bound:
     count_cond: tuple[str, ...] = ()
     size_param: str = ""
     limit_param: str = ""
+    # analytics: the data layer's statement (placeholders bound), the metric
+    # and the JSON texts of the window (placeholders)
+    source: str = ""
+    metric: str = ""
+    window_params: tuple[str, str] = ("", "")
 
 
 def _enum(cls: type[enum.Enum], value: Any) -> Any:
@@ -122,9 +135,38 @@ def bind(
         raise Decline from None
 
 
+def _json_time(value: dt.datetime | None) -> str:
+    # as the resolver path serialises it: Strawberry's isoformat, then orjson
+    return "null" if value is None else orjson.dumps(value.isoformat()).decode()
+
+
+def _bind_analytics(p: Params, name: str, args: dict[str, Any]) -> Bound:
+    """The resolver's checks and data-layer statement (``gateway.api.analytics``)."""
+    org_id: uuid.UUID = p.values[0]
+    if name == "Analytics.fleetDailyStats":
+        start, end = args["from"], args["to"]
+        analytics_data.check_days(start, end)
+        return Bound(source=planned.daily_stats_source(p, org_id, start, end))
+    metric = str(getattr(args["metric"], "value", args["metric"]))
+    scope = telemetry_data.resolve_scope(
+        org_id,
+        flight_id=analytics_id(args.get("flightId"), "flightId"),
+        aircraft_id=analytics_id(args.get("aircraftId"), "aircraftId"),
+        start=args.get("from"),
+        end=args.get("to"),
+        now=dt.datetime.now(dt.UTC),
+    )
+    telemetry_data.metric_column(metric)
+    source = planned.telemetry_stats_source(p, scope, metric)
+    window = (p.add(_json_time(scope.start)), p.add(_json_time(scope.end)))
+    return Bound(source=source, metric=metric, window_params=window)
+
+
 def _bind_field(
     p: Params, name: str, args: dict[str, Any], max_first: int, paged: bool, counted: bool
 ) -> Bound:
+    if name.startswith("Analytics."):
+        return _bind_analytics(p, name, args)
     if name in ("aircraft", "flight"):
         return Bound(id_param=p.add(cursors.parse_id(args["id"])))
     # Arguments are checked even when only totalCount is asked: the resolver
@@ -189,9 +231,63 @@ class _Emitter:
         return f"t{self.n}"
 
     def root(self, sel: Selection) -> str:
+        if any(isinstance(n, AnalyticsRoot) for _, n in sel):
+            return self.analytics_root(sel)
         # $1 (the org) is referenced even when no table is read (`{ __typename }`).
         obj = _object([(k, self.node(n, "")) for k, n in sel])
         return f"select {obj} where $1::uuid is not null"
+
+    # -- analytics: compact JSON text ------------------------------------------
+    def analytics_root(self, sel: Selection) -> str:
+        parts: list[tuple[str, str]] = []
+        for key, n in sel:
+            if isinstance(n, Typename):
+                parts.append((key, _literal(f'"{n.name}"')))
+            elif isinstance(n, AnalyticsRoot):
+                parts.append((key, self.analytics(n.selection)))
+            else:
+                raise Decline
+        obj = planned.text_object(parts)
+        # NULL (no float output the planner can trust): the resolvers answer
+        return (
+            f"select case when {planned.SHORTEST_FLOATS} then {obj} end"
+            " where $1::uuid is not null"
+        )
+
+    def analytics(self, sel: Selection) -> str:
+        parts: list[tuple[str, str]] = []
+        for key, n in sel:
+            if isinstance(n, Typename):
+                parts.append((key, _literal(f'"{n.name}"')))
+            elif isinstance(n, Analytic):
+                parts.append((key, self.analytic(n)))
+            else:
+                raise Decline
+        return planned.text_object(parts)
+
+    def analytic(self, a: Analytic) -> str:
+        b = self.bounds[a.slot]
+        t = self.alias()
+        parts: list[tuple[str, str]] = []
+        for key, n in a.selection:
+            if isinstance(n, Typename):
+                parts.append((key, _literal(f'"{n.name}"')))
+            elif isinstance(n, Scalar) and n.field == "metric":
+                parts.append((key, _literal(f'"{b.metric}"')))
+            elif isinstance(n, Scalar) and n.field == "windowStart":
+                parts.append((key, f"{b.window_params[0]}::text"))
+            elif isinstance(n, Scalar) and n.field == "windowEnd":
+                parts.append((key, f"{b.window_params[1]}::text"))
+            elif isinstance(n, Scalar):
+                parts.append((key, planned.analytics_value(a.kind, n.field, t)))
+            else:
+                raise Decline
+        obj = planned.text_object(parts)
+        if a.kind == "fleetDailyStats":
+            return planned.text_list(obj, b.source, t, f"{t}.day")
+        # every bound value must appear in the text, selected or not
+        used = " and ".join(f"{w}::text is not null" for w in b.window_params)
+        return planned.text_row(obj, b.source, t, used)
 
     def row(self, kind: planned.Kind, sel: Selection, t: str) -> str:
         return _object([(k, self.node(n, t, kind)) for k, n in sel])
