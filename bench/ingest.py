@@ -5,6 +5,10 @@ chunks); and ``ingestTelemetry`` over GraphQL in batches of 1000 points.
 
 Each path gets its own fresh flight (flight number ``BENCH...``) in the
 benchmark organization; the flights and their points are deleted afterwards.
+Raw COPY and NDJSON alternate for ``rounds`` rounds (best round of each is
+reported), and each timed run starts once the replicas have replayed what the
+previous one wrote: on this machine the replicas' WAL replay shares the same
+two cores, and would otherwise slow down whichever path runs second.
 
 Must not: touch any flight it did not create.
 """
@@ -23,7 +27,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.dataset import Dataset, remove_bench_flights
+from bench.dataset import Dataset, remove_bench_flights, stack_status, wait_for_replicas
 from gateway.admin.seed_profile import TELEMETRY_COLUMNS
 
 BATCH = 1000
@@ -106,30 +110,58 @@ async def _new_flights(owner: asyncpg.Connection, ds: Dataset, n: int) -> list[u
     return ids
 
 
+async def _caught_up() -> None:
+    """Until the replicas have replayed what the primary has written so far."""
+    nodes: Any = stack_status()["nodes"]
+    await wait_for_replicas(
+        next(n["admin_dsn"] for n in nodes if n["role"] == "primary"),
+        [n["admin_dsn"] for n in nodes if n["role"] == "replica"],
+        timeout_s=60,
+    )
+
+
 async def measure(
-    owner_dsn: str, ds: Dataset, dbx_base: str | None, operator_token: str, points: int
+    owner_dsn: str,
+    ds: Dataset,
+    dbx_base: str | None,
+    operator_token: str,
+    points: int,
+    rounds: int = 2,
 ) -> list[IngestRate]:
     await remove_bench_flights(owner_dsn, ds.org_id)
     owner = await asyncpg.connect(owner_dsn)
-    results: list[IngestRate] = []
+    best: dict[str, IngestRate] = {}
+
+    def keep(rate: IngestRate) -> None:
+        old = best.get(rate.path)
+        if old is None or rate.rate > old.rate or (old.note and not rate.note):
+            best[rate.path] = rate
+
     try:
-        ids = await _new_flights(owner, ds, 3)
+        ids = await _new_flights(owner, ds, 2 * rounds + 1)
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
         rows = _samples(points, start, 1)
         aircraft = ds.registrations[0][1]
-        records = [(ids[0], t, ds.org_id, aircraft, *v) for t, v in rows]
-        t0 = time.perf_counter()
-        await owner.copy_records_to_table(
-            "flight_telemetry", schema_name="dbx_aviation", columns=COLUMNS, records=records
-        )
-        results.append(
-            IngestRate("raw binary COPY (owner)", points, time.perf_counter() - t0, points)
-        )
+        for r in range(rounds):
+            records = [(ids[2 * r], t, ds.org_id, aircraft, *v) for t, v in rows]
+            await _caught_up()
+            t0 = time.perf_counter()
+            await owner.copy_records_to_table(
+                "flight_telemetry", schema_name="dbx_aviation", columns=COLUMNS, records=records
+            )
+            keep(IngestRate("raw binary COPY (owner)", points, time.perf_counter() - t0, points))
+            if dbx_base is not None:
+                await _caught_up()
+                keep(_ndjson(dbx_base, ids[2 * r + 1], rows, operator_token))
+        if dbx_base is not None:
+            await _caught_up()
+            keep(_graphql(dbx_base, ids[-1], rows, operator_token))
     finally:
         await owner.close()
-    if dbx_base is not None:
-        results.append(_ndjson(dbx_base, ids[1], rows, operator_token))
-        results.append(_graphql(dbx_base, ids[2], rows, operator_token))
+    results = list(best.values())
+    for rate in results[:2]:
+        if rounds > 1:
+            rate.note = "; ".join(n for n in (rate.note, f"best of {rounds} rounds") if n)
     note = await remove_bench_flights(owner_dsn, ds.org_id)
     if note:
         results[-1].note = "; ".join(n for n in (results[-1].note, note) if n)
