@@ -61,7 +61,7 @@ class Breaker:
 class Node:
     name: str
     role: Role
-    dsn: str
+    dsn: str = field(repr=False)  # carries a password: never in a repr or a test report
     pool_min_size: int
     pool_max_size: int
     statement_cache_setting: str  # auto | on | off
