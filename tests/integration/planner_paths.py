@@ -54,6 +54,18 @@ class TwoPaths:
         variables: dict[str, Any] | None = None,
         operation_name: str | None = None,
     ) -> tuple[int, Any]:
+        status, body = await self.call_raw(http, principal, query, variables, operation_name)
+        return status, orjson.loads(body)
+
+    async def call_raw(
+        self,
+        http: GraphQLHttp,
+        principal: Principal,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        operation_name: str | None = None,
+    ) -> tuple[int, bytes]:
+        """Status and the response body's bytes."""
         body = orjson.dumps(
             {"query": query, "variables": variables, "operationName": operation_name}
         )
@@ -75,7 +87,7 @@ class TwoPaths:
             "state": {"principal": principal, "request_id": uuid.uuid4().hex},
         }
         response = await http.graphql(Request(scope, receive))
-        return response.status_code, orjson.loads(response.body)
+        return response.status_code, bytes(response.body)
 
     async def both(
         self,
@@ -88,4 +100,17 @@ class TwoPaths:
         before = self.planner_planned()
         a = await self.call(self.planned, principal, query, variables, operation_name)
         b = await self.call(self.resolved, principal, query, variables, operation_name)
+        return a, b, self.planner_planned() > before
+
+    async def both_raw(
+        self,
+        principal: Principal,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        operation_name: str | None = None,
+    ) -> tuple[tuple[int, bytes], tuple[int, bytes], bool]:
+        """As ``both``, with the response bodies' bytes."""
+        before = self.planner_planned()
+        a = await self.call_raw(self.planned, principal, query, variables, operation_name)
+        b = await self.call_raw(self.resolved, principal, query, variables, operation_name)
         return a, b, self.planner_planned() > before

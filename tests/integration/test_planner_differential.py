@@ -7,11 +7,14 @@ every plannable query and decline everything else."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 from graphql import parse as parse_graphql
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +25,7 @@ from gateway.api.documents import check_limits, count_tokens
 from gateway.auth import Principal
 from gateway.config import Limits, Settings
 from tests.e2e.conftest import wait_replicated
+from tests.integration.analytics_data import Fleet, two_fleets
 from tests.integration.planner_paths import TwoPaths
 from tests.integration.planner_world import World, build_world
 
@@ -418,4 +422,215 @@ def generated(draw: Any, w: World) -> tuple[str, bool]:
 async def test_generated_queries_are_identical_on_both_paths(paths: TwoPaths, world: World, data):
     query, valid = data.draw(generated(world))
     _, planned = await same(paths, viewer(world), query)
+    assert planned == valid, query
+
+
+# -- analytics ----------------------------------------------------------------------
+# Planned analytics answers must be the resolver path's bytes: number formatting
+# (floats), nulls, dates and times. Org "a" holds ordinary telemetry, org "b"
+# extreme values (see ``analytics_data``); the daily view is refreshed.
+
+DAILY_FIELDS = ["day", "flights", "flightHours", "activeAircraft", "maxAltitudeM", "avgAirspeedMs", "exceedances", "refreshedAt", "__typename"]  # noqa: E501 - GraphQL literal
+STATS_FIELDS = ["metric", "count", "min", "max", "avg", "stddev", "p50", "p95", "p99", "windowStart", "windowEnd", "__typename"]  # noqa: E501 - GraphQL literal
+METRIC_NAMES = ["ALTITUDE_M", "AIRSPEED_MS", "VERTICAL_SPEED_MS", "ENGINE_TEMP_C", "FUEL_FLOW_KG_H"]  # noqa: E501 - GraphQL literal
+DAILY = " ".join(DAILY_FIELDS)
+STATS = " ".join(STATS_FIELDS)
+
+
+@pytest.fixture(scope="module")
+async def analytic_fleets(owner_dsn: str, stack: dict[str, Any]) -> dict[str, Fleet]:
+    fleets = await two_fleets(owner_dsn, stack, ("pa", "pb"), (4321, 777))
+    for f in fleets.values():
+        f.telemetry.clear()  # not needed here; keeps hypothesis' reports short
+    return fleets
+
+
+def analyst(f: Fleet, roles: frozenset[str] = frozenset({"analyst"})) -> Principal:
+    return Principal(org_id=f.org_id, subject="differential", roles=roles)
+
+
+# Sums of floats (avg, stddev) depend on the order PostgreSQL reads the rows
+# in, which the plan decides (seq or index scan, parallel workers): the same
+# statement run twice on the resolver path may differ in the last bits too.
+SUMMED = ("avg", "stddev")
+
+
+def alike(a: Any, b: Any, key: str = "") -> bool:
+    """Equal JSON values, of the same types; summed floats to 1e-12."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(alike(a[k], b[k], k) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(alike(x, y, key) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and key in SUMMED:
+        return math.isclose(a, b, rel_tol=1e-12)
+    return bool(a == b)
+
+
+async def same_bytes(
+    tp: TwoPaths, p: Principal, query: str, variables: dict[str, Any] | None = None
+) -> tuple[Any, bool]:
+    """The same bytes; or, when a summed float's last bits differ, bodies in
+    orjson's own format (compact, floats as it prints them) and alike."""
+    (sa, a), (sb, b), planned = await tp.both_raw(p, query, variables)
+    why = f"{query}\n{variables}\nplanned: {a!r}\nresolved: {b!r}"
+    assert sa == sb, why
+    if a != b:
+        assert a == orjson.dumps(orjson.loads(a)), why
+        assert alike(orjson.loads(a), orjson.loads(b)), why
+    return json.loads(a), planned
+
+
+def analytics_corpus(f: Fleet) -> list[tuple[str, dict[str, Any] | None, bool]]:
+    """(query, variables, whether the planner must answer it)."""
+    as_of = f.as_of
+    a0, a2 = str(f.aircraft[0]["id"]), str(f.aircraft[-1]["id"])
+    fl = f.flights[0]
+    d = as_of.date()
+    day = lambda n: (d - dt.timedelta(days=n)).isoformat()  # noqa: E731
+    t = lambda n: (as_of - dt.timedelta(days=n)).isoformat()  # noqa: E731
+    q4 = (
+        "query Q4($from: Date!, $to: Date!) { analytics { fleetDailyStats(from: $from, to: $to)"
+        " { day flights flightHours activeAircraft maxAltitudeM avgAirspeedMs exceedances } } }"
+    )
+    q5 = (
+        "query Q5($aircraftId: ID!, $from: DateTime!, $to: DateTime!) { analytics {"
+        " telemetryStats(metric: ALTITUDE_M, aircraftId: $aircraftId, from: $from, to: $to)"
+        " { count min max avg stddev p50 p95 p99 } } }"
+    )
+    stats = "query($m: TelemetryMetric!, $a: ID, $f: ID, $from: DateTime, $to: DateTime)"
+    stats += f" {{ analytics {{ telemetryStats(metric: $m, aircraftId: $a, flightId: $f, from: $from, to: $to) {{ {STATS} }} }} }}"  # noqa: E501 - GraphQL literal
+    daily = f"query($from: Date!, $to: Date!) {{ analytics {{ fleetDailyStats(from: $from, to: $to) {{ {DAILY} }} }} }}"  # noqa: E501 - GraphQL literal
+    out: list[tuple[str, dict[str, Any] | None, bool]] = [
+        (q4, {"from": day(50), "to": day(0)}, True),
+        (q4, {"from": day(3), "to": day(3)}, True),
+        (q5, {"aircraftId": a0, "from": t(60), "to": as_of.isoformat()}, True),
+        (daily, {"from": day(60), "to": day(-1)}, True),
+        (daily, {"from": "2001-01-01", "to": "2001-12-31"}, True),  # no rows
+        (stats, {"m": "ALTITUDE_M", "f": str(fl["id"])}, True),  # whole flight: open window
+        (stats, {"m": "AIRSPEED_MS", "f": str(fl["id"]), "from": t(44)}, True),
+        (stats, {"m": "ENGINE_TEMP_C", "a": a2, "from": "2026-01-01T00:00:00+02:00",
+                 "to": "2026-01-02T00:00:00.5+02:00"}, True),  # empty: nulls  # fmt: skip
+        (stats, {"m": "FUEL_FLOW_KG_H", "from": t(20), "to": t(0)}, True),  # fleet-wide
+        (stats, {"m": "VERTICAL_SPEED_MS", "a": a0, "from": t(365), "to": t(0)}, True),
+        (stats, {"m": "ALTITUDE_M", "a": str(uuid.uuid4()), "from": t(5), "to": t(0)}, True),
+        (
+            "{ analytics { telemetryStats(metric: ALTITUDE_M) { count min max avg p50 } } }",
+            None,
+            True,
+        ),  # default window; its bounds (now) are not selected
+        (
+            "query($a: ID!) { __typename x: analytics { __typename"
+            " s1: telemetryStats(metric: ALTITUDE_M, aircraftId: $a) { ...S }"
+            ' s2: telemetryStats(metric: AIRSPEED_MS, from: "2020-01-01T00:00:00Z",'
+            ' to: "2020-06-01T00:00:00Z") { ...S c2: count }'
+            ' d: fleetDailyStats(from: "2020-01-01", to: "2020-01-05") { __typename } }'
+            " y: analytics { fleetDailyStats(from: \"2000-01-01\", to: \"2000-12-31\") { day } } }"
+            " fragment S on TelemetryStats { count m: max ... on TelemetryStats { stddev } }",
+            {"a": a0},
+            True,
+        ),
+        (
+            'query($f: ID) { analytics { telemetryStats(metric: ALTITUDE_M, flightId: $f)'
+            " { count windowStart windowEnd } } }",
+            {"f": str(fl["id"])},
+            True,
+        ),
+        # declined: the resolvers answer with their own errors
+        (daily, {"from": day(0), "to": day(1)}, False),  # to before from
+        (daily, {"from": day(400), "to": day(0)}, False),  # more than 366 days
+        (stats, {"m": "ALTITUDE_M", "from": t(1), "to": t(1)}, False),  # empty window
+        (stats, {"m": "ALTITUDE_M", "from": t(400), "to": t(0)}, False),  # too long
+        (stats, {"m": "ALTITUDE_M", "from": "2026-01-01T00:00:00", "to": t(0)}, False),  # naive
+        (stats, {"m": "ALTITUDE_M", "a": "not-an-id"}, False),
+        (stats, {"m": "NOPE"}, False),
+        ("{ analytics { fleetRiskProfile { score } } }", None, False),
+        ("{ analytics { telemetryStats(metric: ALTITUDE_M) { count } } fleet { totalCount } }",
+         None, False),  # fmt: skip
+        (
+            "query($s: Boolean!) { analytics { telemetryStats(metric: ALTITUDE_M)"
+            " { count @include(if: $s) } } }",
+            {"s": True},
+            False,
+        ),
+    ]
+    return out
+
+
+async def test_analytics_corpus_is_byte_identical(
+    paths: TwoPaths, analytic_fleets: dict[str, Fleet]
+):
+    for f in analytic_fleets.values():
+        p = analyst(f)
+        for query, variables, plannable in analytics_corpus(f):
+            _, planned = await same_bytes(paths, p, query, variables)
+            assert planned == plannable, (query, variables)
+    # without the analytics role the resolvers refuse; the planner declines
+    f = analytic_fleets["a"]
+    body, planned = await same_bytes(
+        paths, analyst(f, frozenset({"viewer"})), "{ analytics { fleetDailyStats("
+        'from: "2020-01-01", to: "2020-01-02") { day } } }',
+    )
+    assert not planned and body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+@st.composite
+def analytics_queries(draw: Any, f: Fleet) -> tuple[str, bool]:
+    """A random ``analytics`` selection with random, sometimes refused,
+    arguments; whether the resolvers accept them (their window rules).
+    Bounds that depend on ``now`` (which differs between the two calls) are
+    never selected, and no telemetry lies near them."""
+    valid = True
+    fields = []
+    for i in range(draw(st.integers(1, 3))):
+        if draw(st.booleans()):
+            a = draw(st.integers(-5, 70))
+            span = draw(st.sampled_from([-3, -1, 0, 1, 6, 29, 60, 365, 366, 400]))
+            start = f.as_of.date() - dt.timedelta(days=a)
+            end = start + dt.timedelta(days=span)
+            valid = valid and 0 <= span <= 365
+            sel = " ".join(draw(st.lists(st.sampled_from(DAILY_FIELDS), min_size=1, max_size=6)))
+            fields.append(f'd{i}: fleetDailyStats(from: "{start}", to: "{end}") {{ {sel} }}')
+            continue
+        args = [f"metric: {draw(st.sampled_from(METRIC_NAMES))}"]
+        scope = draw(st.sampled_from(["fleet", "aircraft", "flight", "other"]))
+        if scope == "aircraft":
+            args.append(f'aircraftId: "{draw(st.sampled_from(f.aircraft))["id"]}"')
+        elif scope == "flight":
+            args.append(f'flightId: "{draw(st.sampled_from(f.flights))["id"]}"')
+        elif scope == "other":
+            args.append(f'aircraftId: "{uuid.uuid4()}"')
+        lo = draw(st.one_of(st.none(), st.sampled_from([-2, 1, 3, 30, 200, 365, 367, 400])))
+        hi = draw(st.one_of(st.none(), st.sampled_from([-2, 1, 5, 45])))
+        tz = draw(st.sampled_from(["+00:00", "+05:30", "Z", "-01:00"]))
+        micro = draw(st.sampled_from(["", ".5", ".000001"]))
+
+        def at(days: int, micro: str = micro, tz: str = tz) -> str:
+            x = (f.as_of - dt.timedelta(days=days)).replace(tzinfo=None, microsecond=0)
+            return x.isoformat() + micro + tz
+
+        if lo is not None:
+            args.append(f'from: "{at(lo)}"')
+        if hi is not None:
+            args.append(f'to: "{at(hi)}"')
+        if lo is not None and hi is not None:
+            valid = valid and 0 < lo - hi <= 366
+        elif lo is not None and scope != "flight":
+            valid = valid and 0 < lo <= 366  # to = now
+        sel = draw(st.lists(st.sampled_from(STATS_FIELDS), min_size=1, max_size=8))
+        if scope != "flight" and (lo is None or hi is None):
+            sel = [x for x in sel if x not in ("windowStart", "windowEnd")] or ["count"]
+        fields.append(f"s{i}: telemetryStats({', '.join(args)}) {{ {' '.join(sel)} }}")
+    return "{ analytics { " + " ".join(fields) + " } }", valid
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+async def test_generated_analytics_queries_are_byte_identical(
+    paths: TwoPaths, analytic_fleets: dict[str, Fleet], data
+):
+    f = analytic_fleets[data.draw(st.sampled_from(["a", "b"]))]
+    query, valid = data.draw(analytics_queries(f))
+    _, planned = await same_bytes(paths, analyst(f), query)
     assert planned == valid, query
