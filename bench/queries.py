@@ -10,6 +10,7 @@ every request of a run asks something different and no cache can answer it.
 | Q3 | ``dbx_bench.fleet_stats(since)``: per-aircraft flight counts and hours (database-bound) |
 | Q4 | ``analytics.fleetDailyStats`` over a random window (DBX vs its raw SQL) |
 | Q5 | ``analytics.telemetryStats`` of a random aircraft (DBX vs its raw SQL) |
+| Q6 | ``analytics.telemetryStats`` of the fleet, random 7-day window (DBX vs raw; DB-bound) |
 
 A query a server cannot answer has no document for it (its column reads n/a).
 
@@ -43,6 +44,9 @@ DBX_DOCS = {
     " { day flights flightHours activeAircraft maxAltitudeM avgAirspeedMs exceedances } } }",
     "Q5": "query Q5($aircraftId: ID!, $from: DateTime!, $to: DateTime!) { analytics {"
     " telemetryStats(metric: ALTITUDE_M, aircraftId: $aircraftId, from: $from, to: $to)"
+    " { count min max avg stddev p50 p95 p99 } } }",
+    "Q6": "query Q6($from: DateTime!, $to: DateTime!) { analytics {"
+    " telemetryStats(metric: ALTITUDE_M, from: $from, to: $to)"
     " { count min max avg stddev p50 p95 p99 } } }",
 }
 
@@ -118,6 +122,13 @@ class Mix:
         # the whole seeded window, so each call reads all of an aircraft's points
         return self.ds.first_departure - timedelta(days=1), datetime.now(UTC)
 
+    def _fleet_window(self) -> tuple[datetime, datetime]:
+        # 7 days ending at a random point of the seeded departures (+1 day):
+        # ~100k points of the default set, some 90 ms of SQL on an idle replica
+        span = (self.ds.last_departure - self.ds.first_departure).total_seconds()
+        end = self.ds.first_departure + timedelta(days=1, seconds=self.rng.uniform(0, span))
+        return end - timedelta(days=7), end
+
     # -- GraphQL variables -----------------------------------------------------
     def variables(self, server: str, query: str) -> dict[str, Any]:
         cursors = self.dbx_cursors if server == "dbx" else self.pgl_cursors
@@ -138,6 +149,9 @@ class Mix:
                 "from": start_t.isoformat(),
                 "to": end_t.isoformat(),
             }
+        if query == "Q6":
+            start_t, end_t = self._fleet_window()
+            return {"from": start_t.isoformat(), "to": end_t.isoformat()}
         raise ValueError(query)
 
     def bodies(self, server: str, query: str, n: int) -> list[str]:
@@ -175,14 +189,20 @@ class Mix:
             q = stats_query(TelemetryScope(org, None, aircraft, start_t, end_t), "ALTITUDE_M")
             return q.sql, tuple(q.args)
 
-        return {"Q1": q1, "Q2": q2, "Q3": q3, "Q4": q4, "Q5": q5}[query]
+        def q6() -> tuple[str, tuple[Any, ...]]:
+            start_t, end_t = self._fleet_window()
+            q = stats_query(TelemetryScope(org, None, None, start_t, end_t), "ALTITUDE_M")
+            return q.sql, tuple(q.args)
+
+        return {"Q1": q1, "Q2": q2, "Q3": q3, "Q4": q4, "Q5": q5, "Q6": q6}[query]
 
 
-QUERIES = ("Q1", "Q2", "Q3", "Q4", "Q5")
+QUERIES = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q6")
 TITLES = {
     "Q1": "Q1: 50 aircraft, 5 latest flights each",
     "Q2": "Q2: one flight by id + aircraft registration",
     "Q3": "Q3: fleet statistics SQL function",
     "Q4": "Q4: analytics.fleetDailyStats",
     "Q5": "Q5: analytics.telemetryStats (one aircraft)",
+    "Q6": "Q6: analytics.telemetryStats (whole fleet, 7 days; database-bound)",
 }
