@@ -175,7 +175,13 @@ async def fetch_json(conn: TenantConnection, sql: str, values: Sequence[Any]) ->
 
 # -- analytics ----------------------------------------------------------------
 
-AnalyticsKind = Literal["fleetDailyStats", "telemetryStats"]
+AnalyticsKind = Literal["fleetDailyStats", "telemetryStats", "telemetrySeries"]
+# GraphQL type of each field's objects
+ANALYTICS_TYPES: dict[AnalyticsKind, str] = {
+    "fleetDailyStats": "DailyFleetStats",
+    "telemetryStats": "TelemetryStats",
+    "telemetrySeries": "SeriesPoint",
+}
 
 
 def float_text(expr: str) -> str:
@@ -235,6 +241,14 @@ ANALYTICS_FIELDS: dict[AnalyticsKind, dict[str, str]] = {
         "windowStart": "",
         "windowEnd": "",
     },
+    "telemetrySeries": {
+        "bucket": string_text(timestamp("{t}.bucket")),
+        "count": int_text("{t}.n"),
+        "avg": float_text("{t}.avg"),
+        "min": float_text("{t}.min"),
+        "max": float_text("{t}.max"),
+        "movingAverage": float_text("{t}.moving_average"),
+    },
 }
 
 
@@ -246,11 +260,12 @@ _PLACEHOLDER = re.compile(r"\$([0-9]+)")
 
 
 def _renumbered(p: Params, sql: str, args: Sequence[Any]) -> str:
-    """A data-layer statement whose ``$1`` is the org, with its other values
-    bound into ``p`` (whose ``$1`` is the same org)."""
-    if not args or args[0] != p.values[0]:
+    """A data-layer statement with its values bound into ``p``; the request's
+    org (``p``'s ``$1``) keeps ``$1``."""
+    org = p.values[0]
+    if org not in args:
         raise ValueError("the statement is not the request's org's")
-    slots = ["$1", *(p.add(v) for v in args[1:])]
+    slots = ["$1" if v is org or v == org else p.add(v) for v in args]
     return _PLACEHOLDER.sub(lambda m: slots[int(m.group(1)) - 1], sql)
 
 
@@ -266,6 +281,19 @@ def telemetry_stats_source(p: Params, scope: telemetry_data.TelemetryScope, metr
     return _renumbered(p, q.sql, q.args)
 
 
+def telemetry_series_source(
+    p: Params,
+    scope: telemetry_data.TelemetryScope,
+    metric: str,
+    bucket_seconds: int,
+    moving_average_window: int | None,
+) -> str:
+    """``analytics_telemetry.series_query``: rows ordered by (unique) ``bucket``,
+    at most ``MAX_BUCKETS + 1`` of them."""
+    q = telemetry_data.series_query(scope, metric, bucket_seconds, moving_average_window)
+    return _renumbered(p, q.sql, q.args)
+
+
 def text_object(parts: Sequence[tuple[str, str]]) -> str:
     """Compact JSON object text from (GraphQL name, JSON text expression)."""
     if not parts:
@@ -276,12 +304,16 @@ def text_object(parts: Sequence[tuple[str, str]]) -> str:
     return "(" + " || ".join(pieces) + " || '}')"
 
 
-def text_list(item: str, source: str, t: str, order: str) -> str:
-    """Compact JSON array text of ``item`` over the rows of ``source``."""
-    return (
-        f"(select '[' || coalesce(string_agg({item}, ',' order by {order}), '') || ']'"
-        f" from ({source}) {t})"
-    )
+def text_list(item: str, source: str, t: str, order: str, max_rows: int | None = None) -> str:
+    """Compact JSON array text of ``item`` over the rows of ``source``; more
+    than ``max_rows`` rows (the resolver's error) fail the statement."""
+    agg = f"'[' || coalesce(string_agg({item}, ',' order by {order}), '') || ']'"
+    if max_rows is not None:
+        agg = (
+            f"case when count(*) > {int(max_rows)}"
+            f" then ('not planned: ' || count(*)::text)::int::text else {agg} end"
+        )
+    return f"(select {agg} from ({source}) {t})"
 
 
 def text_row(item: str, source: str, t: str, cond: str = "true") -> str:

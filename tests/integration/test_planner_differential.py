@@ -433,7 +433,9 @@ async def test_generated_queries_are_identical_on_both_paths(paths: TwoPaths, wo
 DAILY_FIELDS = ["day", "flights", "flightHours", "activeAircraft", "maxAltitudeM", "avgAirspeedMs", "exceedances", "refreshedAt", "__typename"]  # noqa: E501 - GraphQL literal
 STATS_FIELDS = ["metric", "count", "min", "max", "avg", "stddev", "p50", "p95", "p99", "windowStart", "windowEnd", "__typename"]  # noqa: E501 - GraphQL literal
 METRIC_NAMES = ["ALTITUDE_M", "AIRSPEED_MS", "VERTICAL_SPEED_MS", "ENGINE_TEMP_C", "FUEL_FLOW_KG_H"]  # noqa: E501 - GraphQL literal
+SERIES_FIELDS = ["bucket", "count", "avg", "min", "max", "movingAverage", "__typename"]
 DAILY = " ".join(DAILY_FIELDS)
+SERIES = " ".join(SERIES_FIELDS)
 STATS = " ".join(STATS_FIELDS)
 
 
@@ -452,7 +454,7 @@ def analyst(f: Fleet, roles: frozenset[str] = frozenset({"analyst"})) -> Princip
 # Sums of floats (avg, stddev) depend on the order PostgreSQL reads the rows
 # in, which the plan decides (seq or index scan, parallel workers): the same
 # statement run twice on the resolver path may differ in the last bits too.
-SUMMED = ("avg", "stddev")
+SUMMED = ("avg", "stddev", "movingAverage")
 
 
 def alike(a: Any, b: Any, key: str = "") -> bool:
@@ -502,7 +504,26 @@ def analytics_corpus(f: Fleet) -> list[tuple[str, dict[str, Any] | None, bool]]:
     stats = "query($m: TelemetryMetric!, $a: ID, $f: ID, $from: DateTime, $to: DateTime)"
     stats += f" {{ analytics {{ telemetryStats(metric: $m, aircraftId: $a, flightId: $f, from: $from, to: $to) {{ {STATS} }} }} }}"  # noqa: E501 - GraphQL literal
     daily = f"query($from: Date!, $to: Date!) {{ analytics {{ fleetDailyStats(from: $from, to: $to) {{ {DAILY} }} }} }}"  # noqa: E501 - GraphQL literal
+    series = (
+        "query($m: TelemetryMetric!, $b: Int!, $w: Int, $a: ID, $f: ID, $from: DateTime,"
+        " $to: DateTime) { analytics { telemetrySeries(metric: $m, bucketSeconds: $b,"
+        " movingAverageWindow: $w, aircraftId: $a, flightId: $f, from: $from, to: $to)"
+        f" {{ {SERIES} }} }} }}"
+    )
     out: list[tuple[str, dict[str, Any] | None, bool]] = [
+        (series, {"m": "ALTITUDE_M", "b": 3600, "w": 5, "a": a0, "from": t(60)}, True),
+        (series, {"m": "AIRSPEED_MS", "b": 60, "f": str(fl["id"])}, True),  # open window
+        (series, {"m": "ENGINE_TEMP_C", "b": 7, "w": 1000, "f": str(fl["id"])}, True),
+        (series, {"m": "FUEL_FLOW_KG_H", "b": 86400, "w": 2, "from": "2026-01-01T00:00:00.25+05:30",
+                  "to": t(0)}, True),  # fmt: skip
+        (series, {"m": "VERTICAL_SPEED_MS", "b": 600, "a": a2, "from": t(13), "to": t(11)}, True),
+        (series, {"m": "ALTITUDE_M", "b": 60, "from": "2020-01-01T00:00:00Z",
+                  "to": "2020-01-02T00:00:00Z"}, True),  # no points: []  # fmt: skip
+        (series, {"m": "ALTITUDE_M", "b": 0, "f": str(fl["id"])}, False),
+        (series, {"m": "ALTITUDE_M", "b": 60, "from": t(30)}, False),  # > 10,000 buckets
+        (series, {"m": "ALTITUDE_M", "b": 3600, "w": 0, "from": t(3)}, False),
+        (series, {"m": "ALTITUDE_M", "b": 3600, "w": 1001, "from": t(3)}, False),
+        (series, {"m": "ALTITUDE_M", "b": 3600, "from": t(3), "to": t(4)}, False),
         (q4, {"from": day(50), "to": day(0)}, True),
         (q4, {"from": day(3), "to": day(3)}, True),
         (q5, {"aircraftId": a0, "from": t(60), "to": as_of.isoformat()}, True),
@@ -593,6 +614,7 @@ def analytics_queries(draw: Any, f: Fleet) -> tuple[str, bool]:
             sel = " ".join(draw(st.lists(st.sampled_from(DAILY_FIELDS), min_size=1, max_size=6)))
             fields.append(f'd{i}: fleetDailyStats(from: "{start}", to: "{end}") {{ {sel} }}')
             continue
+        series = draw(st.booleans())
         args = [f"metric: {draw(st.sampled_from(METRIC_NAMES))}"]
         scope = draw(st.sampled_from(["fleet", "aircraft", "flight", "other"]))
         if scope == "aircraft":
@@ -602,6 +624,8 @@ def analytics_queries(draw: Any, f: Fleet) -> tuple[str, bool]:
         elif scope == "other":
             args.append(f'aircraftId: "{uuid.uuid4()}"')
         lo = draw(st.one_of(st.none(), st.sampled_from([-2, 1, 3, 30, 200, 365, 367, 400])))
+        if series and scope != "flight" and lo is None:
+            lo = 3  # buckets start at `from` (else at now - 30 days, unlike on the other path)
         hi = draw(st.one_of(st.none(), st.sampled_from([-2, 1, 5, 45])))
         tz = draw(st.sampled_from(["+00:00", "+05:30", "Z", "-01:00"]))
         micro = draw(st.sampled_from(["", ".5", ".000001"]))
@@ -618,6 +642,19 @@ def analytics_queries(draw: Any, f: Fleet) -> tuple[str, bool]:
             valid = valid and 0 < lo - hi <= 366
         elif lo is not None and scope != "flight":
             valid = valid and 0 < lo <= 366  # to = now
+        if series:
+            b = draw(st.sampled_from([0, 1, 60, 3600, 86400, 700000]))
+            w = draw(st.sampled_from([None, 0, 1, 5, 1000, 1001]))
+            args.append(f"bucketSeconds: {b}")
+            if w is not None:
+                args.append(f"movingAverageWindow: {w}")
+            valid = valid and b >= 1 and (w is None or 1 <= w <= 1000)
+            if lo is not None and (hi is not None or scope != "flight"):
+                days = lo - (hi or 0)  # the window (to = now when not given)
+                valid = valid and (b < 1 or days * 86400 / b <= 10_000)
+            sel = draw(st.lists(st.sampled_from(SERIES_FIELDS), min_size=1, max_size=6))
+            fields.append(f"s{i}: telemetrySeries({', '.join(args)}) {{ {' '.join(sel)} }}")
+            continue
         sel = draw(st.lists(st.sampled_from(STATS_FIELDS), min_size=1, max_size=8))
         if scope != "flight" and (lo is None or hi is None):
             sel = [x for x in sel if x not in ("windowStart", "windowEnd")] or ["count"]

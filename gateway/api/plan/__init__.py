@@ -1,7 +1,7 @@
 """Planned reads: a validated query operation whose every field lies in the
 plannable subset (aircraft, fleet, flight, flights and their scalar,
-connection and related fields; or ``analytics`` with its ``fleetDailyStats``
-and ``telemetryStats``) is answered by one SQL statement that builds the
+connection and related fields; or ``analytics`` with its ``fleetDailyStats``,
+``telemetryStats`` and ``telemetrySeries``) is answered by one SQL statement that builds the
 response JSON in PostgreSQL. ``compile`` turns a selection into a plan
 tree, ``sql`` binds arguments and writes the statement, ``run`` caches plans
 and executes them. Everything else goes to the resolvers.

@@ -5,7 +5,7 @@ document order, as graphql-core does, so the JSON keys come out in the same
 order as the resolver path's.
 
 ``analytics { ... }`` is planned for its cheap read fields
-(``fleetDailyStats``, ``telemetryStats``); such a plan holds no other root
+(``fleetDailyStats``, ``telemetryStats``, ``telemetrySeries``); such a plan holds no other root
 data field, since it runs with the ``analytics`` intent.
 
 Anything outside the subset (mutations, subscriptions, directives, unknown
@@ -36,6 +36,7 @@ from graphql import (
 from gateway.data.planned import (
     AIRCRAFT_FIELDS,
     ANALYTICS_FIELDS,
+    ANALYTICS_TYPES,
     FLIGHT_FIELDS,
     AnalyticsKind,
     Kind,
@@ -136,8 +137,9 @@ class Scalar:
 
 @dataclass(frozen=True)
 class Analytic:
-    """``Analytics.fleetDailyStats`` (a list) or ``Analytics.telemetryStats``
-    (one object): the data layer's statement, wrapped."""
+    """``Analytics.fleetDailyStats`` or ``telemetrySeries`` (lists), or
+    ``Analytics.telemetryStats`` (one object): the data layer's statement,
+    wrapped."""
 
     kind: AnalyticsKind
     slot: int
@@ -303,7 +305,7 @@ class _Compiler:
         return out
 
     def analytic(self, kind: AnalyticsKind, nodes: list[FieldNode]) -> Selection:
-        type_name = "DailyFleetStats" if kind == "fleetDailyStats" else "TelemetryStats"
+        type_name = ANALYTICS_TYPES[kind]
         scalars = ANALYTICS_FIELDS[kind]
         out: Selection = []
         for key, sub in self.collect(type_name, nodes):

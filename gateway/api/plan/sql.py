@@ -148,6 +148,7 @@ def _bind_analytics(p: Params, name: str, args: dict[str, Any]) -> Bound:
         analytics_data.check_days(start, end)
         return Bound(source=planned.daily_stats_source(p, org_id, start, end))
     metric = str(getattr(args["metric"], "value", args["metric"]))
+    telemetry_data.metric_column(metric)
     scope = telemetry_data.resolve_scope(
         org_id,
         flight_id=analytics_id(args.get("flightId"), "flightId"),
@@ -156,7 +157,12 @@ def _bind_analytics(p: Params, name: str, args: dict[str, Any]) -> Bound:
         end=args.get("to"),
         now=dt.datetime.now(dt.UTC),
     )
-    telemetry_data.metric_column(metric)
+    if name == "Analytics.telemetrySeries":
+        bucket_seconds, window = args["bucketSeconds"], args.get("movingAverageWindow")
+        telemetry_data.check_series(scope, bucket_seconds, window)
+        return Bound(
+            source=planned.telemetry_series_source(p, scope, metric, bucket_seconds, window)
+        )
     source = planned.telemetry_stats_source(p, scope, metric)
     window = (p.add(_json_time(scope.start)), p.add(_json_time(scope.end)))
     return Bound(source=source, metric=metric, window_params=window)
@@ -285,6 +291,9 @@ class _Emitter:
         obj = planned.text_object(parts)
         if a.kind == "fleetDailyStats":
             return planned.text_list(obj, b.source, t, f"{t}.day")
+        if a.kind == "telemetrySeries":
+            limit = telemetry_data.MAX_BUCKETS
+            return planned.text_list(obj, b.source, t, f"{t}.bucket", limit)
         # every bound value must appear in the text, selected or not
         used = " and ".join(f"{w}::text is not null" for w in b.window_params)
         return planned.text_row(obj, b.source, t, used)
