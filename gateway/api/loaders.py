@@ -28,6 +28,7 @@ from gateway.data import aircraft as aircraft_data
 from gateway.data import flights as flight_data
 from gateway.data import maintenance as maintenance_data
 from gateway.data import telemetry as telemetry_data
+from gateway.dataloader import SharedDataLoader
 from gateway.db.database import DbSession
 
 Rows = list[asyncpg.Record]
@@ -60,7 +61,7 @@ MakeLoader = Callable[..., Any]  # (name, batch_fn) -> DataLoader
 def _plain_loader(
     name: str, fn: Callable[[list[Any]], Awaitable[list[Any]]]
 ) -> DataLoader[Any, Any]:
-    return DataLoader(fn)  # type: ignore[arg-type]  # any awaitable will do
+    return SharedDataLoader(fn)  # type: ignore[arg-type]  # any awaitable will do
 
 
 class Loaders:

@@ -30,11 +30,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from aiodataloader import DataLoader
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode
 
+from gateway.dataloader import SharedDataLoader
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.record import SpanRecorder
 
@@ -110,7 +110,7 @@ class TracedBatch:
             self.metrics.loader_batch_duration.observe(time.perf_counter() - p0, self.name)
 
 
-class TracedDataLoader(DataLoader[K, V]):
+class TracedDataLoader(SharedDataLoader[K, V]):
     """An aiodataloader ``DataLoader`` whose batches are traced and linked to
     every span that called ``load()``. Build with ``obs.dataloader(...)``."""
 

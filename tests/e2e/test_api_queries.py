@@ -95,3 +95,28 @@ async def test_filters_and_viewer(make_org, owner_dsn, stack, api):
         "roles": ["analyst"],
         "organization": {"id": str(org), "kind": "airline"},
     }
+
+
+@pytest.mark.parametrize("path", ["resolvers", "planned"])
+async def test_a_failing_field_does_not_cancel_a_shared_load_of_another_alias(
+    path, make_org, owner_dsn, stack, token, client, resolver_client
+):
+    """Aliases ``a`` and ``b`` ask the loader for the same key; ``a`` fails
+    (bad cursor), so graphql-core cancels ``a``'s other fields. ``b`` still
+    gets its value: cancelling one waiter never cancels the shared future."""
+    org = await make_org()
+    (aircraft,) = await seed_fleet(owner_dsn, org, 1, flights_each=2, prefix="CX")
+    await wait_replicated(stack)
+    a = Api(resolver_client if path == "resolvers" else client, token(org, "viewer"))
+    query = (
+        "query($id: ID!) { a: aircraft(id: $id) { latestFlight { id }"
+        ' flights(after: "junk") { totalCount } }'
+        " b: aircraft(id: $id) { latestFlight { id flightNumber } } }"
+    )
+    for _ in range(3):
+        r = await a.post(query, {"id": str(aircraft)})
+        body = r.json()
+        assert r.status_code == 200, body
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+        assert body["data"]["a"] is None
+        assert body["data"]["b"]["latestFlight"]["flightNumber"]
