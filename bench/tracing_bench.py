@@ -48,6 +48,10 @@ PLANNED = "query Q2($id: ID!) { flight(id: $id) { id flightNumber aircraft { reg
 
 
 class _Sink(BaseHTTPRequestHandler):
+    # keep-alive, as an OpenTelemetry Collector does (HTTP/1.0 would make the
+    # exporter open a new connection for every batch)
+    protocol_version = "HTTP/1.1"
+
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self.rfile.read(int(self.headers.get("content-length", 0)))
         self.send_response(200)
