@@ -139,7 +139,7 @@ class Observability:
     # -- HTTP -------------------------------------------------------------------
     def wrap_asgi(self, app: Callable[..., Any]) -> Callable[..., Any]:
         """Outermost ASGI middleware: server span, X-Trace-Id, request metrics."""
-        return TracingMiddleware(app, self.tracer, self.metrics)
+        return TracingMiddleware(app, self.recorder, self.metrics)
 
     def bind_request(self, *, request_id: str | None = None, org_id: object | None = None) -> None:
         """Tag the rest of this request's log lines (and its task's children)."""

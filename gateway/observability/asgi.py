@@ -23,10 +23,11 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.record import SpanRecorder
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,9 +45,9 @@ def route_of(scope: Scope) -> str:
 
 
 class TracingMiddleware:
-    def __init__(self, app: ASGIApp, tracer: Tracer, metrics: GatewayMetrics) -> None:
+    def __init__(self, app: ASGIApp, recorder: SpanRecorder, metrics: GatewayMetrics) -> None:
         self.app = app
-        self.tracer = tracer
+        self.recorder = recorder
         self.metrics = metrics
         self.propagator = TraceContextTextMapPropagator()
 
@@ -61,9 +62,9 @@ class TracingMiddleware:
         }
         parent = self.propagator.extract(carrier) if carrier else otel_context.Context()
         method = str(scope.get("method", "GET"))
-        span = self.tracer.start_span(
+        span = self.recorder.start_server(
             method,
-            context=parent,
+            parent,
             kind=SpanKind.SERVER,
             attributes={
                 "http.request.method": method,

@@ -22,6 +22,7 @@ Must not: change what a resolver returns or raises.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -78,7 +79,18 @@ class GraphQLTracing:
 
 
 def document_hash(query: str | None) -> str:
-    return hashlib.sha256((query or "").encode()).hexdigest()[:32]
+    # Clients send the same few documents over and over: short ones are
+    # remembered (bounded, so odd documents cannot pin much memory).
+    if query is not None and len(query) <= 16_384:
+        return _short_document_hash(query)
+    return _sha(query or "")
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+_short_document_hash = functools.lru_cache(maxsize=512)(_sha)
 
 
 def operation_label(name: str | None) -> str:

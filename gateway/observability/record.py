@@ -17,8 +17,9 @@ Live child spans take the same shortcut: under a sampled span of this
 provider, ``SpanRecorder.start`` builds a ``LiveSpan``, a ``ReadableSpan``
 that is also an API ``Span`` (attributes in a plain dict, no lock, no span
 limits object), handed to the processors when it ends: ~3 us instead of
-~12 us. The HTTP server span, whose sampling the sampler decides, and any
-span without a sampled parent of this provider go through the SDK.
+~12 us. The HTTP server span is one too when the sampler samples it
+(``start_server`` asks the sampler as the SDK's ``start_span`` does); any
+other span goes through the SDK.
 
 Must not: change the span data the SDK would produce (names, kinds, parents,
 attributes, status, times).
@@ -30,14 +31,24 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import (
+    Link,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+)
 from opentelemetry.util.types import AnyValue, Attributes
 
 _UNSET = Status(StatusCode.UNSET)
@@ -50,7 +61,8 @@ def _clean(value: Any) -> Any:
 
 
 class LiveSpan(trace.Span, ReadableSpan):
-    """A live child span of a sampled span of this provider (see module doc).
+    """A live span of this provider: a child of a sampled one, or a sampled
+    request span (``start_server``) (see module doc).
 
     Used from one thread (the event loop) while live; once ended it never
     changes again, so the export thread reads it without a lock."""
@@ -59,7 +71,7 @@ class LiveSpan(trace.Span, ReadableSpan):
         self,
         name: str,
         context: SpanContext,
-        parent: SpanContext,
+        parent: SpanContext | None,
         recorder: SpanRecorder,
         attributes: dict[str, Any],
         links: Sequence[Link],
@@ -171,6 +183,8 @@ class SpanRecorder:
         self._scope = scope if isinstance(scope, InstrumentationScope) else None
         self._fast = self._fast and self._scope is not None
         self._ids = RandomIdGenerator()
+        sampler = getattr(provider, "sampler", None) if provider is not None else None
+        self._sampler: Sampler | None = sampler if isinstance(sampler, Sampler) else None
 
     def _sampled_parent(self, parent: trace.Span) -> SpanContext | None:
         """The parent's context when the shortcut applies (see module doc)."""
@@ -216,6 +230,50 @@ class SpanRecorder:
             links,
             kind,
             start_time if start_time is not None else time.time_ns(),
+        )
+
+    def start_server(
+        self,
+        name: str,
+        context: otel_context.Context,
+        *,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+    ) -> trace.Span:
+        """The request's span (a root, or the child of an incoming remote
+        ``traceparent`` in ``context``): the provider's sampler decides, as in
+        the SDK's ``start_span``; a sampled span is a ``LiveSpan``."""
+        sampler = self._sampler
+        if not self._fast or sampler is None:
+            return self.tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+        pctx: SpanContext | None = trace.get_current_span(context).get_span_context()
+        if pctx is None or not pctx.is_valid:
+            pctx = None
+            trace_id = self._ids.generate_trace_id()
+            random_id = self._ids.is_trace_id_random()
+        else:
+            trace_id = pctx.trace_id
+            random_id = pctx.trace_flags.random_trace_id
+        result = sampler.should_sample(context, trace_id, name, kind, attributes, ())
+        if result.decision is not Decision.RECORD_AND_SAMPLE:
+            # not recorded, or recorded but not sampled: the SDK's own path
+            return self.tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+        flags = TraceFlags.SAMPLED | (TraceFlags.RANDOM_TRACE_ID if random_id else 0)
+        return LiveSpan(
+            name,
+            SpanContext(
+                trace_id,
+                self._ids.generate_span_id(),
+                False,
+                TraceFlags(flags),
+                result.trace_state,
+            ),
+            pctx,
+            self,
+            {k: _clean(v) for k, v in (result.attributes or {}).items()},
+            (),
+            kind,
+            time.time_ns(),
         )
 
     def record(

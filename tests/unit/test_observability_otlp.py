@@ -4,7 +4,7 @@ the recorder of after-the-fact spans the SDK's spans."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -364,3 +364,58 @@ def test_plain_spans_of_every_value_shape_encode_as_the_sdk() -> None:
         assert ExportTraceServiceRequest.FromString(
             encoder.encode_request(spans)
         ) == encode_spans(spans)
+
+
+def _server_span(fast: bool, sampler: Any, parent: SpanContext | None) -> trace.Span:
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider = TracerProvider(sampler=sampler, resource=Resource.create({"service.name": "t"}))
+    provider.add_span_processor(processor)
+    recorder = SpanRecorder(provider.get_tracer("t"), provider, [processor], direct=fast)
+    ctx = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent else None
+    from opentelemetry.context import Context
+
+    return recorder.start_server(
+        "POST", ctx or Context(), kind=SpanKind.SERVER, attributes={"http.request.method": "POST"}
+    )
+
+
+def test_server_span_decided_as_the_sdk_decides() -> None:
+    from opentelemetry.sdk.trace.sampling import (
+        ALWAYS_OFF,
+        ALWAYS_ON,
+        DEFAULT_ON,
+        ParentBasedTraceIdRatio,
+    )
+
+    remote_sampled = SpanContext(
+        0xABC,
+        0xDEF,
+        is_remote=True,
+        trace_flags=TraceFlags(1),
+        trace_state=TraceState([("v", "1")]),
+    )
+    remote_unsampled = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(0))
+    cases = [
+        (ALWAYS_ON, None),
+        (DEFAULT_ON, None),
+        (DEFAULT_ON, remote_sampled),
+        (DEFAULT_ON, remote_unsampled),
+        (ALWAYS_ON, remote_unsampled),
+        (ALWAYS_OFF, None),
+        (ParentBasedTraceIdRatio(0.5), remote_sampled),
+    ]
+    for sampler, parent in cases:
+        fast, sdk = _server_span(True, sampler, parent), _server_span(False, sampler, parent)
+        assert fast.is_recording() == sdk.is_recording(), (sampler, parent)
+        a, b = fast.get_span_context(), sdk.get_span_context()
+        assert a.trace_flags == b.trace_flags and a.trace_state == b.trace_state
+        if parent is not None:
+            assert a.trace_id == b.trace_id == parent.trace_id
+        if fast.is_recording():
+            assert type(fast).__name__ == "LiveSpan"
+            fr, sr = cast(ReadableSpan, fast), cast(ReadableSpan, sdk)
+            assert (fr.parent, fr.kind) == (sr.parent, sr.kind)
+            assert dict(fr.attributes or {}) == dict(sr.attributes or {})
+        fast.end()
+        sdk.end()
