@@ -176,6 +176,14 @@ class SpanEncoder:
             append(head + av)
         return b"".join(parts)
 
+    def _name_field(self, text: str) -> bytes:
+        name = self._name.get(text)
+        if name is None:
+            if len(self._name) >= MAX_CACHED:
+                self._name.clear()
+            name = self._name[text] = _ld(b"\x2a", text.encode())
+        return name
+
     def _span(self, span: ReadableSpan) -> bytes:
         if type(span) in _PLAIN:
             return self._plain_span(span)
@@ -196,11 +204,7 @@ class SpanEncoder:
         ):
             return self._any_span(span)
         parent = span._parent
-        name = self._name.get(span._name)
-        if name is None:
-            if len(self._name) >= MAX_CACHED:
-                self._name.clear()
-            name = self._name[span._name] = _ld(b"\x2a", span._name.encode())
+        name = self._name_field(span._name)
         out = [
             b"\x0a\x10"
             + ctx.trace_id.to_bytes(16, "big")
@@ -241,11 +245,7 @@ class SpanEncoder:
         ctx = span.get_span_context()
         assert ctx is not None
         parent = span.parent
-        name = self._name.get(span.name)
-        if name is None:
-            if len(self._name) >= MAX_CACHED:
-                self._name.clear()
-            name = self._name[span.name] = _ld(b"\x2a", span.name.encode())
+        name = self._name_field(span.name)
         out = [
             b"\x0a\x10",
             ctx.trace_id.to_bytes(16, "big"),
