@@ -97,10 +97,10 @@ class TwoPaths:
         operation_name: str | None = None,
     ) -> tuple[tuple[int, Any], tuple[int, Any], bool]:
         """(planned answer, resolver answer, whether the planner answered)."""
-        before = self.planner_planned()
-        a = await self.call(self.planned, principal, query, variables, operation_name)
-        b = await self.call(self.resolved, principal, query, variables, operation_name)
-        return a, b, self.planner_planned() > before
+        (sa, a), (sb, b), planned = await self.both_raw(
+            principal, query, variables, operation_name
+        )
+        return (sa, orjson.loads(a)), (sb, orjson.loads(b)), planned
 
     async def both_raw(
         self,
