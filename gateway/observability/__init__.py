@@ -10,6 +10,7 @@ Must not: change behaviour (a failing exporter never fails a request).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -83,6 +84,9 @@ class Observability:
         self.metrics.sql_duration.observe(event.duration_s, event.node, event.intent)
         if event.error is not None:
             self.metrics.sql_errors.inc(event.node, event.intent)
+        parent = trace.get_current_span()
+        if not parent.is_recording() and parent.get_span_context().is_valid:
+            return  # inside an unsampled request: no span to make
         end_ns = event.started_ns + int(event.duration_s * 1e9)
         status = None
         attrs = _statement_attributes(event)
@@ -91,7 +95,7 @@ class Observability:
             status = Status(StatusCode.ERROR, type(event.error).__name__)
         self.recorder.record(
             _statement_name(event.sql),
-            trace.get_current_span(),
+            parent,
             event.started_ns,
             end_ns,
             attrs,
@@ -174,9 +178,11 @@ class Observability:
             self._log_handler.flush()
 
 
+@functools.lru_cache(maxsize=1024)
 def _statement_name(sql: str) -> str:
     # Low-cardinality span name per the database conventions: the operation.
-    head = sql.lstrip().split(None, 1)
+    # Cached: the same few statements run over and over.
+    head = sql[:64].lstrip().split(None, 1)
     verb = head[0].upper() if head else "SQL"
     return verb if verb.isalpha() and len(verb) <= 16 else "SQL"
 
@@ -192,14 +198,17 @@ def _statement_attributes(event: StatementEvent) -> dict[str, Any]:
         "db.dbx.pool_wait_s": round(event.pool_wait_s, 6),
     }
     if event.address:
-        host, sep, port = event.address.rpartition(":")
-        if sep and port.isdigit():
-            attrs["server.address"] = host
-            attrs["server.port"] = int(port)
-        else:
-            attrs["server.address"] = event.address
+        attrs.update(_server_attributes(event.address))
     if event.lag_s is not None:
         attrs["db.dbx.replica_lag_s"] = event.lag_s
     if event.rows is not None:
         attrs["db.response.returned_rows"] = event.rows
     return attrs
+
+
+@functools.lru_cache(maxsize=64)
+def _server_attributes(address: str) -> dict[str, Any]:
+    host, sep, port = address.rpartition(":")
+    if sep and port.isdigit():
+        return {"server.address": host, "server.port": int(port)}
+    return {"server.address": address}

@@ -175,6 +175,17 @@ def test_statement_error_status_and_metric() -> None:
     assert obs.metrics.sql_errors.value("replica_2", "read") == 1
 
 
+def test_statement_in_an_unsampled_request_makes_no_span_but_counts() -> None:
+    obs, exporter = observability(
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}
+    )
+    with obs.tracer.start_as_current_span("request") as request:
+        assert request.get_span_context().is_valid and not request.is_recording()
+        obs.on_statement(event())
+    assert exporter.get_finished_spans() == ()
+    assert obs.metrics.sql_duration.count("replica_2", "read") == 1
+
+
 def test_sql_comment_only_with_a_span_and_statement_scope() -> None:
     obs, _ = observability()
     assert obs.sql_comment() == "" and obs.statement_comment() == ""
