@@ -160,7 +160,12 @@ class Database:
         p0 = time.perf_counter()
         node.pool_waiting += 1
         try:
-            raw = await pool.acquire(timeout=self.settings.connect_timeout_s)
+            if pool.get_idle_size():
+                # a free connection: taken without waiting (``acquire`` with a
+                # timeout runs through ``wait_for``, a task and a timer per call)
+                raw = await pool.acquire()
+            else:
+                raw = await pool.acquire(timeout=self.settings.connect_timeout_s)
         except TimeoutError:
             if pool.get_size() >= node.pool_max_size:
                 # every connection busy: this gateway is saturated, the node
