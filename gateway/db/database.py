@@ -31,6 +31,7 @@ from gateway.db.router import Intent, Route, Router
 from gateway.errors import (
     PREPARED_STATEMENT_ERRORS,
     GatewayError,
+    Timeout,
     Unavailable,
     classify_db_error,
     is_connection_error,
@@ -381,6 +382,7 @@ class DbSession:
         self.tenant = tenant
         self.min_lsn = min_lsn
         self.written_lsn: int | None = None
+        self._analytics_timed_out = False
 
     async def read(
         self,
@@ -396,7 +398,14 @@ class DbSession:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
+        if self._analytics_timed_out:
+            raise Timeout()
         return await self.db.run(self.tenant, "analytics", self.min_lsn, fn, *args, **kwargs)
+
+    def fail_analytics_fast(self) -> None:
+        """This request's analytics statement already ran out of time (the
+        planner's): analytics answer ``TIMEOUT`` at once from now on."""
+        self._analytics_timed_out = True
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[TenantConnection]:
