@@ -19,6 +19,7 @@ import orjson
 from gateway.auth import Principal
 from gateway.config import Settings
 from gateway.db.connection import StatementEvent
+from tests.e2e.conftest import wait_replicated
 from tests.integration.planner_paths import TwoPaths
 
 QUERY = (
@@ -47,7 +48,7 @@ class Statements:
 
 
 async def test_timed_out_planned_analytics_field_is_not_run_again(
-    settings: Settings, owner_dsn: str, make_org: Any
+    settings: Settings, owner_dsn: str, stack: dict[str, Any], make_org: Any
 ) -> None:
     org: uuid.UUID = await make_org()
     seen = Statements()
@@ -79,6 +80,8 @@ async def test_timed_out_planned_analytics_field_is_not_run_again(
     finally:
         await owner.close()
         await tp.close()
+    # hot standbys replayed the lock too: wait until they have let it go
+    await wait_replicated(stack)
     # the same answer, TIMEOUT at the field, on both paths
     assert planned == resolved, (planned, resolved)
     body = orjson.loads(planned[1])
