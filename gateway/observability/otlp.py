@@ -27,7 +27,7 @@ from typing import Any
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Link, SpanKind, Status
 
 from gateway.observability.record import LiveSpan
 
@@ -105,6 +105,15 @@ def _raw_attributes(span: ReadableSpan) -> Mapping[str, Any] | None:
     if isinstance(raw, dict):
         return raw
     return span.attributes
+
+
+def _status(status: Status) -> bytes:
+    if not (status.status_code.value or status.description):
+        return _STATUS_UNSET
+    body = _ld(b"\x12", status.description.encode()) if status.description else b""
+    if status.status_code.value:
+        body += b"\x18" + _varint(status.status_code.value)
+    return _ld(b"\x7a", body)
 
 
 # (resource field, its schema_url, scope field, its schema_url), span field bytes
@@ -224,20 +233,8 @@ class SpanEncoder:
         if attrs:
             out.append(self._attributes(attrs, b"\x4a"))
         for link in links:
-            lc = link.context
-            body = b"\x0a\x10" + lc.trace_id.to_bytes(16, "big")
-            body += b"\x12\x08" + lc.span_id.to_bytes(8, "big")
-            body += self._attributes(link.attributes, b"\x22")
-            body += _LINK_FLAGS_REMOTE if lc.is_remote else _LINK_FLAGS_LOCAL
-            out.append(_ld(b"\x6a", body))
-        status = span._status
-        if status.status_code.value or status.description:
-            body = _ld(b"\x12", status.description.encode()) if status.description else b""
-            if status.status_code.value:
-                body += b"\x18" + _varint(status.status_code.value)
-            out.append(_ld(b"\x7a", body))
-        else:
-            out.append(_STATUS_UNSET)
+            out.append(self._link(link))
+        out.append(_status(span._status))
         out.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
         return b"".join(out)
 
@@ -274,23 +271,22 @@ class SpanEncoder:
         if span.dropped_events:
             out.append(b"\x60" + _varint(span.dropped_events))
         for link in span.links:
-            lc = link.context
-            body = b"\x0a\x10" + lc.trace_id.to_bytes(16, "big")
-            body += b"\x12\x08" + lc.span_id.to_bytes(8, "big")
-            body += self._attributes(link.attributes, b"\x22")
-            if link.dropped_attributes:
-                body += b"\x28" + _varint(link.dropped_attributes)
-            body += _LINK_FLAGS_REMOTE if lc.is_remote else _LINK_FLAGS_LOCAL
-            out.append(_ld(b"\x6a", body))
+            out.append(self._link(link))
         if span.dropped_links:
             out.append(b"\x70" + _varint(span.dropped_links))
-        status = span.status
-        body = _ld(b"\x12", status.description.encode()) if status.description else b""
-        if status.status_code.value:
-            body += b"\x18" + _varint(status.status_code.value)
-        out.append(_ld(b"\x7a", body))
+        out.append(_status(span.status))
         out.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
         return b"".join(out)
+
+    def _link(self, link: Link) -> bytes:
+        lc = link.context
+        body = b"\x0a\x10" + lc.trace_id.to_bytes(16, "big")
+        body += b"\x12\x08" + lc.span_id.to_bytes(8, "big")
+        body += self._attributes(link.attributes, b"\x22")
+        if link.dropped_attributes:
+            body += b"\x28" + _varint(link.dropped_attributes)
+        body += _LINK_FLAGS_REMOTE if lc.is_remote else _LINK_FLAGS_LOCAL
+        return _ld(b"\x6a", body)
 
     def _heads(self, span: ReadableSpan) -> tuple[bytes, bytes, bytes, bytes]:
         """Resource field, its schema_url field, scope field, its schema_url field."""

@@ -199,6 +199,15 @@ class SpanRecorder:
             return pctx if pctx.trace_flags.sampled else None
         return None
 
+    def _child_context(self, parent: SpanContext) -> SpanContext:
+        return SpanContext(
+            parent.trace_id,
+            self._ids.generate_span_id(),
+            False,
+            parent.trace_flags,
+            parent.trace_state,
+        )
+
     def start(
         self,
         name: str,
@@ -217,13 +226,7 @@ class SpanRecorder:
             )
         return LiveSpan(
             name,
-            SpanContext(
-                pctx.trace_id,
-                self._ids.generate_span_id(),
-                False,
-                pctx.trace_flags,
-                pctx.trace_state,
-            ),
+            self._child_context(pctx),
             pctx,
             self,
             {k: _clean(v) for k, v in attributes.items()} if attributes else {},
@@ -292,13 +295,7 @@ class SpanRecorder:
         if pctx is not None:
             span = ReadableSpan(
                 name=name,
-                context=SpanContext(
-                    pctx.trace_id,
-                    self._ids.generate_span_id(),
-                    False,
-                    pctx.trace_flags,
-                    pctx.trace_state,
-                ),
+                context=self._child_context(pctx),
                 parent=pctx,
                 resource=self._resource,
                 attributes=attributes,  # the caller's fresh dict, now the span's

@@ -22,6 +22,22 @@ from gateway.observability.otlp import SpanEncoder
 from gateway.observability.record import SpanRecorder
 
 
+def recording(
+    sampler: Any = None, *, fast: bool = True
+) -> tuple[InMemorySpanExporter, trace.Tracer, SpanRecorder]:
+    """A provider with a synchronous in-memory exporter, its tracer and a
+    recorder over it (``fast=False``: the recorder takes the SDK's path)."""
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "dbx-gateway"}),
+        **({"sampler": sampler} if sampler is not None else {}),
+    )
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("dbx-gateway")
+    return exporter, tracer, SpanRecorder(tracer, provider, [processor], direct=fast)
+
+
 def make_spans() -> list[ReadableSpan]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(
@@ -91,12 +107,7 @@ def test_empty_batch() -> None:
 
 
 def _recorded(fast: bool) -> list[ReadableSpan]:
-    exporter = InMemorySpanExporter()
-    processor = SimpleSpanProcessor(exporter)
-    provider = TracerProvider(resource=Resource.create({"service.name": "dbx-gateway"}))
-    provider.add_span_processor(processor)
-    tracer = provider.get_tracer("dbx-gateway")
-    recorder = SpanRecorder(tracer, provider, [processor], direct=fast)
+    exporter, tracer, recorder = recording(fast=fast)
     parent = tracer.start_span("parent")
     recorder.record(
         "SELECT",
@@ -135,12 +146,7 @@ def test_recorded_spans_equal_sdk_spans() -> None:
 
 
 def test_unsampled_parent_records_nothing() -> None:
-    exporter = InMemorySpanExporter()
-    processor = SimpleSpanProcessor(exporter)
-    provider = TracerProvider(sampler=ALWAYS_OFF)
-    provider.add_span_processor(processor)
-    tracer = provider.get_tracer("dbx-gateway")
-    recorder = SpanRecorder(tracer, provider, [processor])
+    exporter, tracer, recorder = recording(ALWAYS_OFF)
     parent = tracer.start_span("parent")
     recorder.record("SELECT", parent, 1, 2, {})
     parent.end()
@@ -207,12 +213,7 @@ def test_batch_processor_drops_oldest_when_full_and_survives_failures() -> None:
 def _live(fast: bool) -> list[ReadableSpan]:
     """The same live child spans through ``SpanRecorder.start`` (fast) and
     through the SDK's tracer (``direct=False``)."""
-    exporter = InMemorySpanExporter()
-    processor = SimpleSpanProcessor(exporter)
-    provider = TracerProvider(resource=Resource.create({"service.name": "dbx-gateway"}))
-    provider.add_span_processor(processor)
-    tracer = provider.get_tracer("dbx-gateway")
-    recorder = SpanRecorder(tracer, provider, [processor], direct=fast)
+    exporter, tracer, recorder = recording(fast=fast)
     root = tracer.start_span("POST /graphql", kind=SpanKind.SERVER)
     with trace.use_span(root, end_on_exit=True):
         op = recorder.start("graphql", start_time=1000)
@@ -268,12 +269,7 @@ def test_live_spans_equal_sdk_spans() -> None:
 
 
 def test_live_span_under_unsampled_parent_is_not_recorded() -> None:
-    exporter = InMemorySpanExporter()
-    processor = SimpleSpanProcessor(exporter)
-    provider = TracerProvider(sampler=ALWAYS_OFF)
-    provider.add_span_processor(processor)
-    tracer = provider.get_tracer("dbx-gateway")
-    recorder = SpanRecorder(tracer, provider, [processor])
+    exporter, tracer, recorder = recording(ALWAYS_OFF)
     with trace.use_span(tracer.start_span("root"), end_on_exit=True):
         child = recorder.start("graphql")
         assert not child.is_recording()
@@ -367,11 +363,7 @@ def test_plain_spans_of_every_value_shape_encode_as_the_sdk() -> None:
 
 
 def _server_span(fast: bool, sampler: Any, parent: SpanContext | None) -> trace.Span:
-    exporter = InMemorySpanExporter()
-    processor = SimpleSpanProcessor(exporter)
-    provider = TracerProvider(sampler=sampler, resource=Resource.create({"service.name": "t"}))
-    provider.add_span_processor(processor)
-    recorder = SpanRecorder(provider.get_tracer("t"), provider, [processor], direct=fast)
+    _, _, recorder = recording(sampler, fast=fast)
     ctx = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent else None
     from opentelemetry.context import Context
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from graphql import GraphQLError, GraphQLSchema
@@ -61,6 +61,8 @@ from gateway.data import analytics_telemetry as telemetry_data
 from gateway.data import planned
 from gateway.data.fragments import Params
 from gateway.errors import GatewayError
+
+T = TypeVar("T")
 
 PARENT = "{parent}"
 
@@ -245,15 +247,7 @@ class _Emitter:
 
     # -- analytics: compact JSON text ------------------------------------------
     def analytics_root(self, sel: Selection) -> str:
-        parts: list[tuple[str, str]] = []
-        for key, n in sel:
-            if isinstance(n, Typename):
-                parts.append((key, _literal(f'"{n.name}"')))
-            elif isinstance(n, AnalyticsRoot):
-                parts.append((key, self.analytics(n.selection)))
-            else:
-                raise Decline
-        obj = planned.text_object(parts)
+        obj = self._text_fields(sel, AnalyticsRoot, lambda n: self.analytics(n.selection))
         # NULL (no float output the planner can trust): the resolvers answer
         return (
             f"select case when {planned.SHORTEST_FLOATS} then {obj} end"
@@ -261,12 +255,16 @@ class _Emitter:
         )
 
     def analytics(self, sel: Selection) -> str:
+        return self._text_fields(sel, Analytic, self.analytic)
+
+    def _text_fields(self, sel: Selection, kind: type[T], render: Callable[[T], str]) -> str:
+        """A JSON text object of ``__typename`` and ``kind`` entries."""
         parts: list[tuple[str, str]] = []
         for key, n in sel:
             if isinstance(n, Typename):
                 parts.append((key, _literal(f'"{n.name}"')))
-            elif isinstance(n, Analytic):
-                parts.append((key, self.analytic(n)))
+            elif isinstance(n, kind):
+                parts.append((key, render(n)))
             else:
                 raise Decline
         return planned.text_object(parts)
