@@ -30,10 +30,46 @@ class Measurement:
     cpu_split: list[float] = field(default_factory=list)  # per worker, CPU seconds
     machine_busy: float | None = None  # share of all cores busy (anyone's) during the run
     first_error: str = ""
+    cpu_us: dict[str, float] = field(default_factory=dict)  # per answered request, by component
+    seconds: float = 0.0  # measured duration
 
     def cell(self, unit: str = "req/s") -> str:
         err = f", **{self.errors} errors**" if self.errors else ""
         return f"{self.rate:,.0f} {unit} (p50 {self.p50_ms:.1f} / p99 {self.p99_ms:.1f} ms{err})"
+
+    @property
+    def answered(self) -> int:
+        return round(self.rate * self.seconds)
+
+
+def combine(rounds: list[Measurement]) -> Measurement:
+    """Rounds of one cell as one measurement: the rate over all measured
+    seconds; p50 and p99 the rounds' percentiles weighted by their answered
+    requests (wrk reports percentiles, not samples); CPU per request over all
+    rounds' answered requests."""
+    if len(rounds) == 1:
+        return rounds[0]
+    seconds = sum(m.seconds for m in rounds)
+    answered = sum(m.answered for m in rounds)
+    weight = [m.answered / answered if answered else 1 / len(rounds) for m in rounds]
+    cpu: dict[str, float] = {}
+    for m, w in zip(rounds, weight, strict=True):
+        for k, v in m.cpu_us.items():
+            cpu[k] = cpu.get(k, 0.0) + v * w
+    split = [sum(x) for x in zip(*(m.cpu_split for m in rounds), strict=True)]
+    busy = [m.machine_busy for m in rounds if m.machine_busy is not None]
+    return Measurement(
+        rate=answered / seconds if seconds else 0.0,
+        p50_ms=sum(m.p50_ms * w for m, w in zip(rounds, weight, strict=True)),
+        p99_ms=sum(m.p99_ms * w for m, w in zip(rounds, weight, strict=True)),
+        requests=sum(m.requests for m in rounds),
+        errors=sum(m.errors for m in rounds),
+        cpu_split=split,
+        machine_busy=sum(busy) / len(busy) if busy else None,
+        first_error=next((m.first_error for m in rounds if m.first_error), ""),
+        cpu_us=cpu,
+        seconds=seconds,
+    )
 
 
 def ensure_wrk() -> str:
@@ -77,4 +113,5 @@ def run_wrk(
         errors=errors,
         detail={k: int(v) for k, v in r.items()},
         first_error=first.removeprefix("BENCH_FIRST_ERROR ")[:300],
+        seconds=r["duration_us"] / 1e6,
     )

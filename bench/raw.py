@@ -1,7 +1,8 @@
 """The ceiling: the same SQL through asyncpg directly, each statement in a
 tenant transaction like the servers' (``BEGIN`` and both ``set_config`` in
 one simple-protocol message, the prepared statement, ``COMMIT``), with N
-concurrent tasks on a pool, measured in-process (ops/s, p50, p99).
+concurrent tasks on a pool, measured in-process (ops/s, p50, p99, CPU per
+operation by component, this process being the client).
 
 Must not: write anything.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from bench.cpu import CpuMeter
 from bench.load import Measurement
 
 SqlGen = Callable[[], tuple[str, tuple[Any, ...]]]
@@ -55,14 +57,18 @@ async def measure(
     pool_size: int,
 ) -> Measurement:
     begin = _begin(org_id)
+    meter = CpuMeter([], client_is_self=True)
     pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
     try:
-        await _run(pool, begin, gen, warmup_s, tasks, [], [0])
+        if warmup_s > 0:
+            await _run(pool, begin, gen, warmup_s, tasks, [], [0])
         latencies: list[float] = []
         errors = [0]
+        meter.start()
         t0 = time.perf_counter()
         await _run(pool, begin, gen, seconds, tasks, latencies, errors)
         elapsed = time.perf_counter() - t0
+        cpu = meter.stop(len(latencies))
     finally:
         await pool.close()
     latencies.sort()
@@ -78,6 +84,8 @@ async def measure(
         p99_ms=pct(0.99),
         requests=len(latencies) + errors[0],
         errors=errors[0],
+        cpu_us=cpu,
+        seconds=elapsed,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench.cpu import COMPONENTS
 from bench.ingest import IngestRate
 from bench.load import Measurement
 from bench.queries import TITLES
@@ -82,6 +83,33 @@ def _busy(m: Measurement | str | None) -> str:
     return f"{100 * m.machine_busy:.0f} %"
 
 
+def _cpu_table(r: Results, labels: dict[str, str]) -> list[str]:
+    rows = []
+    for q, row in r.cells.items():
+        for server in SERVERS:
+            m = row.get(server)
+            if not isinstance(m, Measurement) or not m.cpu_us:
+                continue
+            cells = " | ".join(f"{m.cpu_us.get(c, 0.0):,.0f}" for c in COMPONENTS)
+            total = sum(m.cpu_us.values())
+            rows.append(f"| {q} | {labels[server]} | {cells} | {total:,.0f} |")
+    if not rows:
+        return []
+    return [
+        "",
+        "CPU time per answered request (µs), by component, during the measured runs."
+        " *server*: the server's worker processes (none for raw asyncpg); *client*: wrk,"
+        " or for raw asyncpg the benchmark process running the 32 tasks; *PostgreSQL*: all"
+        " nodes with their background processes (WAL replay included); *other*: the rest"
+        " of the machine's busy time. With 2 cores, 2,000,000 / total is"
+        " about the rate the machine allows:",
+        "",
+        f"| query | measured | {' | '.join(COMPONENTS)} | total |",
+        "| --- | --- |" + " --- |" * (len(COMPONENTS) + 1),
+        *rows,
+    ]
+
+
 def render(r: Results, *, labels: dict[str, str], seconds: float) -> str:
     lines = [f"# {r.title}", "", f"Command: `{r.command}`", "", "## Machine", "", *r.machine]
     lines += ["", "## Settings", "", *r.settings, "", "## Read path", ""]
@@ -115,6 +143,7 @@ def render(r: Results, *, labels: dict[str, str], seconds: float) -> str:
             f"| {q} | {_split(dbx, seconds)} | {_busy(dbx)}"
             f" | {_split(pgl, seconds)} | {_busy(pgl)} |"
         )
+    lines += _cpu_table(r, labels)
     if r.ingest:
         copy_rate = r.ingest[0].rate
         lines += [

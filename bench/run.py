@@ -3,8 +3,10 @@ DBX Gateway, PostGraphile v5 and raw asyncpg side by side in one run, on one
 data set, with wrk; the report goes to ``bench/results/<date>-<name>.md`` and
 to stdout.
 
-Order per query: raw asyncpg, PostGraphile, DBX, so that an idle server's
-pooled connections have gone back to PgBouncer before the next one needs them.
+Each query's cell is split into rounds (``--rounds``, 2 by default, 1 with
+``--quick``) that alternate the order: raw asyncpg, PostGraphile, DBX, then
+DBX, PostGraphile, raw asyncpg. Each measured run also records where the
+machine's CPU went per answered request (``cpu.py``).
 Every server this starts is stopped when the run ends, also on errors and
 Ctrl-C (``servers.Servers``).
 
@@ -21,6 +23,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,8 @@ import httpx
 import uvloop
 
 from bench import dataset, ingest, machine, raw
-from bench.load import Measurement, ensure_wrk, run_wrk
+from bench.cpu import CpuMeter
+from bench.load import Measurement, combine, ensure_wrk, run_wrk
 from bench.queries import DBX_DOCS, DBX_WALK, PGL_DOCS, PGL_WALK, QUERIES, Mix
 from bench.report import Results, render
 from bench.servers import (
@@ -53,6 +57,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", default="", help="comma-separated queries, e.g. Q1,Q2")
     p.add_argument("--size", choices=sorted(dataset.SIZES), default="default")
     p.add_argument("--seconds", type=float, help="measured seconds per cell (default 20)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        help="each cell's seconds split into this many rounds, servers in alternating order"
+        " (default 2; 1 with --quick)",
+    )
     p.add_argument("--warmup", type=float, help="warm-up seconds per cell (default 5)")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
@@ -71,6 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--name", default="", help="report name (default: quick or full)")
     a = p.parse_args(argv)
     a.seconds = a.seconds or (5.0 if a.quick else 20.0)
+    a.rounds = max(1, a.rounds or (1 if a.quick else 2))
     a.warmup = a.warmup if a.warmup is not None else (2.0 if a.quick else 5.0)
     a.ingest_points = a.ingest_points or (20_000 if a.quick else 100_000)
     a.queries = [q.strip().upper() for q in a.only.split(",") if q.strip()] or list(QUERIES)
@@ -125,13 +136,18 @@ def bodies_file(mix: Mix, server: str, query: str, run_dir: Path) -> Path:
     return path
 
 
-def measure_http(srv: Server, token: str, path: Path, a: argparse.Namespace) -> Measurement:
-    opts = {"seconds": a.warmup, "connections": a.connections, "threads": a.threads}
-    if a.warmup > 0:
+def measure_http(
+    srv: Server, token: str, path: Path, a: argparse.Namespace, *, seconds: float, warmup: float
+) -> Measurement:
+    opts = {"seconds": warmup, "connections": a.connections, "threads": a.threads}
+    if warmup > 0:
         run_wrk(srv.url, token, path, **opts)
+    meter = CpuMeter(srv.worker_pids, client_is_self=False)
     before, busy0 = srv.cpu(), machine_cpu()
-    opts["seconds"] = a.seconds
+    meter.start()
+    opts["seconds"] = seconds
     m = run_wrk(srv.url, token, path, **opts)
+    m.cpu_us = meter.stop(m.answered)
     busy1 = machine_cpu()
     m.cpu_split = [after - b for after, b in zip(srv.cpu(), before, strict=True)]
     m.machine_busy = (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1e-9)
@@ -143,6 +159,9 @@ def settings_lines(a: argparse.Namespace, target: str) -> list[str]:
         f"- wrk: {a.threads} threads, {a.connections} connections, {a.seconds:.0f} s per cell"
         f" after a {a.warmup:.0f} s warm-up; {BODIES} distinct bodies per cell, one drawn at"
         " random per request; a response with `errors` or a non-2xx status counts as an error",
+        f"- each cell in {a.rounds} round(s) of {a.seconds / a.rounds:.0f} s, the servers'"
+        " order reversed every round; rates are over all rounds, p50/p99 the rounds'"
+        " percentiles weighted by their answered requests",
         f"- DBX: `dbx-gateway serve --workers {a.workers}` with its default settings"
         " (reads routed to the replicas through PgBouncer)",
         f"- PostGraphile v5: {a.workers} node:cluster processes, pool {a.pool} each, as"
@@ -257,20 +276,25 @@ async def run_query(
     run_dir: Path,
     results: Results,
 ) -> None:
-    log(f"{q}: raw asyncpg ...")
-    results.put(
-        q,
-        "raw",
-        await raw.measure(
+    """Every server that can answer ``q`` is measured ``a.rounds`` times for
+    ``a.seconds / a.rounds`` each, in alternating order (raw, PostGraphile,
+    DBX, then the reverse), so a drift of the machine during the cell does
+    not favour whoever runs first; the rounds are combined per server."""
+    Runner = Callable[[float, float], Awaitable[Measurement]]
+    runners: list[tuple[str, Runner]] = []
+
+    async def raw_run(seconds: float, warmup: float) -> Measurement:
+        return await raw.measure(
             target,
             mix.ds.org_id,
             mix.raw(q),
-            seconds=a.seconds,
-            warmup_s=a.warmup,
+            seconds=seconds,
+            warmup_s=warmup,
             tasks=a.raw_tasks,
             pool_size=a.pool,
-        ),
-    )
+        )
+
+    runners.append(("raw", raw_run))
     for name, docs in (("postgraphile", PGL_DOCS), ("dbx", DBX_DOCS)):
         srv = live.get(name)
         if q not in docs:
@@ -286,9 +310,22 @@ async def run_query(
             results.put(q, name, "fails")
             results.notes.append(f"{name} {q}: {exc}")
             continue
-        log(f"{q}: {name} ...")
         path = bodies_file(mix, server_kind, q, run_dir)
-        m = measure_http(srv, token, path, a)
+
+        async def http_run(
+            seconds: float, warmup: float, srv: Server = srv, path: Path = path
+        ) -> Measurement:
+            return measure_http(srv, token, path, a, seconds=seconds, warmup=warmup)
+
+        runners.append((name, http_run))
+    parts: dict[str, list[Measurement]] = {name: [] for name, _ in runners}
+    per_round = a.seconds / a.rounds
+    for r in range(a.rounds):
+        for name, run in runners if r % 2 == 0 else runners[::-1]:
+            log(f"{q}: {name} (round {r + 1} of {a.rounds}) ...")
+            parts[name].append(await run(per_round, a.warmup if r == 0 else 0.0))
+    for name, rounds in parts.items():
+        m = combine(rounds)
         if m.first_error:
             results.notes.append(f"{name} {q}: first error response: `{m.first_error}`")
         results.put(q, name, m)
