@@ -52,6 +52,11 @@ class Breaker:
     def may_probe_close(self) -> bool:
         return self.state == "closed" or time.monotonic() - self.opened_at >= self.cooldown_s
 
+    def cooldown_left_s(self) -> float:
+        if self.state == "closed":
+            return 0.0
+        return max(0.0, self.cooldown_s - (time.monotonic() - self.opened_at))
+
     def close(self) -> None:
         self.state = "closed"
         self.failures = 0
@@ -136,17 +141,25 @@ class Node:
     def describe(self) -> dict[str, object]:
         """For /readyz: no passwords."""
         h = self.health
+        reason = self.excluded_reason or h.error
         if self.excluded_reason:
             state = "excluded"
         elif not h.reachable:
             state = "down"
+            if reason is None and self.breaker.state == "closed":
+                reason = "not probed yet"
+            elif reason is None:  # answering again, but the breaker has not closed yet
+                reason = (
+                    f"circuit breaker open after {self.breaker.failures} failed probe(s);"
+                    f" a good probe may close it in {self.breaker.cooldown_left_s():.1f} s"
+                )
         else:
             state = "up"
         return {
             "name": self.name,
             "role": self.role,
             "state": state,
-            "reason": self.excluded_reason or h.error,
+            "reason": reason,
             "dsn": self.public_dsn,
             "address": self.address,
             "in_recovery": h.in_recovery,
