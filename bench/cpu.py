@@ -6,8 +6,9 @@ processes), PgBouncer and everything else.
 Read from ``/proc/<pid>/stat`` before and after the run. ``wrk`` ends before
 the second reading, so its time comes from this process's children's
 rusage instead. Processes that start and end inside the run without being
-this process's children are missed (the report says "other" covers the
-rest of the machine only roughly).
+this process's children (PostgreSQL's parallel query workers, for one) are
+not seen; their time lands in "other", the machine's busy time that no
+component accounts for.
 
 Must not: start or stop anything.
 """

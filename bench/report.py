@@ -101,7 +101,8 @@ def _cpu_table(r: Results, labels: dict[str, str]) -> list[str]:
         " *server*: the server's worker processes (none for raw asyncpg); *client*: wrk,"
         " or for raw asyncpg the benchmark process running the 32 tasks; *PostgreSQL*: all"
         " nodes with their background processes (WAL replay included); *other*: the rest"
-        " of the machine's busy time. With 2 cores, 2,000,000 / total is"
+        " of the machine's busy time, including processes that came and went during the"
+        " run, such as PostgreSQL's parallel query workers. With 2 cores, 2,000,000 / total is"
         " about the rate the machine allows:",
         "",
         f"| query | measured | {' | '.join(COMPONENTS)} | total |",
