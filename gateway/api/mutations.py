@@ -16,6 +16,7 @@ import strawberry
 from gateway.api import cursors
 from gateway.api.ingest import ingest
 from gateway.api.inputs import (
+    POINT_FIELDS,
     CreateAircraftInput,
     RecordMaintenanceInput,
     StartFlightInput,
@@ -250,14 +251,4 @@ class Mutation:
 
 
 def _point_dict(p: TelemetryPointInput) -> dict[str, Any]:
-    return {
-        "recordedAt": p.recorded_at,
-        "altitudeM": p.altitude_m,
-        "airspeedMs": p.airspeed_ms,
-        "latitude": p.latitude,
-        "longitude": p.longitude,
-        "headingDeg": p.heading_deg,
-        "verticalSpeedMs": p.vertical_speed_ms,
-        "engineTempC": p.engine_temp_c,
-        "fuelFlowKgH": p.fuel_flow_kg_h,
-    }
+    return {graphql_name: getattr(p, python_name) for graphql_name, python_name in POINT_FIELDS}
