@@ -18,6 +18,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.api.mutations import Mutation
 from gateway.api.query import Query
+from gateway.api.scalars import SCALAR_OVERRIDES
 from gateway.errors import GatewayError
 
 log = logging.getLogger("dbx.api")
@@ -62,6 +63,7 @@ def build_schema(extensions: Sequence[Any] = ()) -> GatewaySchema:
         query=Query,
         mutation=Mutation,
         extensions=[PreparedDocument, *extensions],
+        scalar_overrides=SCALAR_OVERRIDES,
     )
 
 

@@ -1,0 +1,49 @@
+"""Scalar overrides for the schema: ``DateTime`` parses the common RFC 3339
+shape with ``datetime.fromisoformat`` (well under a microsecond) and leaves
+everything else to Strawberry's own parser (``dateutil``'s ``isoparse``,
+some 15 µs a value), so the accepted inputs, the values and the error
+messages stay exactly Strawberry's. A batch of 1000 telemetry points has
+1000 of them.
+
+Must not: write SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from operator import methodcaller
+
+import dateutil.parser
+from strawberry.schema.types.base_scalars import DateTimeDefinition, wrap_parser
+from strawberry.types.scalar import ScalarDefinition
+
+# a date, "T", a time with at most microseconds, an optional Z or ±hh:mm
+_PLAIN = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)?")
+
+
+def parse_datetime(value: str) -> dt.datetime:
+    """Strawberry's ``DateTime`` parser, faster for the plain shape: both
+    parsers give the same instant and offset there; whatever
+    ``fromisoformat`` refuses (hour 24, an offset of 24 h) goes to
+    ``isoparse``, which then decides."""
+    if _PLAIN.fullmatch(value):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    parsed: dt.datetime = dateutil.parser.isoparse(value)
+    return parsed
+
+
+DATETIME = ScalarDefinition(
+    name=DateTimeDefinition.name,
+    description=DateTimeDefinition.description,
+    specified_by_url=DateTimeDefinition.specified_by_url,
+    serialize=methodcaller("isoformat"),
+    parse_value=wrap_parser(parse_datetime, "DateTime"),
+    parse_literal=None,
+    origin=dt.datetime,
+)
+
+SCALAR_OVERRIDES: dict[object, ScalarDefinition] = {dt.datetime: DATETIME}
