@@ -18,8 +18,11 @@ import dateutil.parser
 from strawberry.schema.types.base_scalars import DateTimeDefinition, wrap_parser
 from strawberry.types.scalar import ScalarDefinition
 
-# a date, "T", a time with at most microseconds, an optional Z or ±hh:mm
-_PLAIN = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)?")
+# ASCII digits only: a date, "T", a time with at most microseconds, an optional Z or ±hh:mm
+_PLAIN = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})?"
+)
 
 
 def parse_datetime(value: str) -> dt.datetime:
