@@ -48,8 +48,8 @@ def timestamp(expr: str) -> str:
     # one to_char whose format is chosen per value: cheaper than gluing parts
     return (
         f"to_char(({expr} at time zone 'UTC'), case when date_trunc('second', {expr}) = {expr}"
-        " then 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"'"
-        " else 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"' end)"
+        ' then \'YYYY-MM-DD"T"HH24:MI:SS"+00:00"\''
+        ' else \'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\' end)'
     )
 
 
@@ -323,3 +323,82 @@ def text_row(item: str, source: str, t: str, cond: str = "true") -> str:
 
 # float_text needs PostgreSQL's shortest float output; otherwise decline.
 SHORTEST_FLOATS = "current_setting('extra_float_digits')::int > 0"
+
+
+# -- statement shape ------------------------------------------------------------
+# The planner (``gateway.api.plan.sql``) walks a plan and nests these; every
+# piece of SQL text it sends comes from here.
+
+
+def literal(text: str) -> str:
+    """A string constant. Callers pass GraphQL names ([_A-Za-z][_0-9A-Za-z]*)
+    or JSON text made of them; quotes are doubled all the same."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def json_string(text: str) -> str:
+    """JSON text of a string constant (a GraphQL name), for text objects."""
+    return literal(f'"{text}"')
+
+
+def json_object(parts: Sequence[tuple[str, str]]) -> str:
+    """A ``json`` object from (response key, ``json`` value expression)."""
+    return "json_build_object(" + ", ".join(f"{literal(k)}, {v}" for k, v in parts) + ")"
+
+
+def root_statement(obj: str) -> str:
+    """The statement: the response's ``data`` object. ``$1`` (the org) is
+    referenced even when no table is read (``{ __typename }``)."""
+    return f"select {obj} where $1::uuid is not null"
+
+
+def analytics_statement(text_obj: str) -> str:
+    """The statement for an ``analytics`` root: NULL (the resolvers answer)
+    unless the session prints shortest floats, which ``float_text`` needs."""
+    return f"select case when {SHORTEST_FLOATS} then {text_obj} end where $1::uuid is not null"
+
+
+def as_text(param: str) -> str:
+    """A bound timestamp parameter's JSON text (bound as JSON text already)."""
+    return f"{param}::text"
+
+
+def all_bound(params: Sequence[str]) -> str:
+    """A condition that references every parameter, so each one appears in
+    the statement whether or not its value is selected."""
+    return " and ".join(f"{p}::text is not null" for p in params)
+
+
+def subquery(obj: str, source: str = "") -> str:
+    """A scalar subquery of ``obj`` over ``source`` (``from ... where ...``);
+    no source: over no table."""
+    return f"(select {obj} {source})" if source else f"(select {obj})"
+
+
+def count_value(kind: Kind, cond: Sequence[str]) -> str:
+    return f"({count_source(kind, cond)})"
+
+
+def page_object(obj: str, source: str, t: str) -> str:
+    """``obj`` aggregated over the rows of a page ``source`` aliased ``t``."""
+    return f"(select {obj} from ({source}) {t})"
+
+
+def page_edges(edge: str, t: str, size_param: str) -> str:
+    """The page's first ``size`` rows as a ``json`` array of ``edge``; the
+    page source reads one row more, for ``hasNextPage``."""
+    return (
+        f"coalesce(json_agg({edge} order by {t}.dbx_rn)"
+        f" filter (where {t}.dbx_rn <= {size_param}), '[]'::json)"
+    )
+
+
+def page_has_next(size_param: str) -> str:
+    return f"count(*) > {size_param}"
+
+
+def page_end_cursor(kind: Kind, t: str, size_param: str) -> str:
+    return (
+        f"(array_agg({cursor(kind, t)} order by {t}.dbx_rn desc)"
+        f" filter (where {t}.dbx_rn <= {size_param}))[1]"
+    )

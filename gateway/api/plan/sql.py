@@ -11,10 +11,11 @@ only on the *shape* of the arguments (which filters and cursors are given);
 The statement is a single ``select json_build_object(...)``: root fields
 are correlated subqueries, connections aggregate a keyset page
 (``json_agg`` ordered by position, one extra row for ``hasNextPage``),
-nested objects are correlated subqueries on the parent row. The SQL
-pieces themselves come from ``gateway.data.planned``.
+nested objects are correlated subqueries on the parent row. Every piece
+of SQL text, the outer ``select`` included, comes from
+``gateway.data.planned``; this module only nests the pieces.
 
-Must not: run SQL or open connections.
+Must not: write SQL text, run SQL or open connections.
 """
 
 from __future__ import annotations
@@ -220,15 +221,6 @@ def statement(plan: Plan, bounds: list[Bound]) -> str:
     return _Emitter(bounds).root(plan.root)
 
 
-def _literal(text: str) -> str:
-    # Response keys and type names are GraphQL names: [_A-Za-z][_0-9A-Za-z]*
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _object(parts: list[tuple[str, str]]) -> str:
-    return "json_build_object(" + ", ".join(f"{_literal(k)}, {v}" for k, v in parts) + ")"
-
-
 class _Emitter:
     def __init__(self, bounds: list[Bound]) -> None:
         self.bounds = bounds
@@ -241,18 +233,12 @@ class _Emitter:
     def root(self, sel: Selection) -> str:
         if any(isinstance(n, AnalyticsRoot) for _, n in sel):
             return self.analytics_root(sel)
-        # $1 (the org) is referenced even when no table is read (`{ __typename }`).
-        obj = _object([(k, self.node(n, "")) for k, n in sel])
-        return f"select {obj} where $1::uuid is not null"
+        return planned.root_statement(planned.json_object([(k, self.node(n, "")) for k, n in sel]))
 
     # -- analytics: compact JSON text ------------------------------------------
     def analytics_root(self, sel: Selection) -> str:
         obj = self._text_fields(sel, AnalyticsRoot, lambda n: self.analytics(n.selection))
-        # NULL (no float output the planner can trust): the resolvers answer
-        return (
-            f"select case when {planned.SHORTEST_FLOATS} then {obj} end"
-            " where $1::uuid is not null"
-        )
+        return planned.analytics_statement(obj)
 
     def analytics(self, sel: Selection) -> str:
         return self._text_fields(sel, Analytic, self.analytic)
@@ -262,7 +248,7 @@ class _Emitter:
         parts: list[tuple[str, str]] = []
         for key, n in sel:
             if isinstance(n, Typename):
-                parts.append((key, _literal(f'"{n.name}"')))
+                parts.append((key, planned.json_string(n.name)))
             elif isinstance(n, kind):
                 parts.append((key, render(n)))
             else:
@@ -275,13 +261,13 @@ class _Emitter:
         parts: list[tuple[str, str]] = []
         for key, n in a.selection:
             if isinstance(n, Typename):
-                parts.append((key, _literal(f'"{n.name}"')))
+                parts.append((key, planned.json_string(n.name)))
             elif isinstance(n, Scalar) and n.field == "metric":
-                parts.append((key, _literal(f'"{b.metric}"')))
+                parts.append((key, planned.json_string(b.metric)))
             elif isinstance(n, Scalar) and n.field == "windowStart":
-                parts.append((key, f"{b.window_params[0]}::text"))
+                parts.append((key, planned.as_text(b.window_params[0])))
             elif isinstance(n, Scalar) and n.field == "windowEnd":
-                parts.append((key, f"{b.window_params[1]}::text"))
+                parts.append((key, planned.as_text(b.window_params[1])))
             elif isinstance(n, Scalar):
                 parts.append((key, planned.analytics_value(a.kind, n.field, t)))
             else:
@@ -293,21 +279,20 @@ class _Emitter:
             limit = telemetry_data.MAX_BUCKETS
             return planned.text_list(obj, b.source, t, f"{t}.bucket", limit)
         # every bound value must appear in the text, selected or not
-        used = " and ".join(f"{w}::text is not null" for w in b.window_params)
-        return planned.text_row(obj, b.source, t, used)
+        return planned.text_row(obj, b.source, t, planned.all_bound(b.window_params))
 
     def row(self, kind: planned.Kind, sel: Selection, t: str) -> str:
-        return _object([(k, self.node(n, t, kind)) for k, n in sel])
+        return planned.json_object([(k, self.node(n, t, kind)) for k, n in sel])
 
     def node(self, n: Node, t: str, kind: planned.Kind = "aircraft") -> str:
         if isinstance(n, Typename):
-            return _literal(n.name)
+            return planned.literal(n.name)
         if isinstance(n, Column):
             return planned.column(n.kind, n.field, t)
         if isinstance(n, ById):
             s = self.alias()
             obj = self.row(n.kind, n.selection, s)
-            return f"(select {obj} {planned.by_id(n.kind, s, self.bounds[n.slot].id_param)})"
+            return planned.subquery(obj, planned.by_id(n.kind, s, self.bounds[n.slot].id_param))
         if isinstance(n, Related):
             s = self.alias()
             obj = self.row(n.kind, n.selection, s)
@@ -316,7 +301,7 @@ class _Emitter:
                 if n.kind == "aircraft"
                 else planned.latest_flight_of(s, t)
             )
-            return f"(select {obj} {source})"
+            return planned.subquery(obj, source)
         if isinstance(n, Connection):
             return self.connection(n, t)
         raise Decline  # edge and page parts are handled by ``connection``
@@ -328,56 +313,41 @@ class _Emitter:
         parts: list[tuple[str, str]] = []
         for key, part in c.selection:
             if isinstance(part, Typename):
-                parts.append((key, _literal(part.name)))
+                parts.append((key, planned.literal(part.name)))
             elif isinstance(part, TotalCount):
                 cond = [x.replace(PARENT, parent) for x in b.count_cond]
-                parts.append((key, f"({planned.count_source(c.kind, cond)})"))
+                parts.append((key, planned.count_value(c.kind, cond)))
             elif isinstance(part, Edges):
                 paged = True
-                edge = self.edge(c, part, s)
-                parts.append(
-                    (
-                        key,
-                        f"coalesce(json_agg({edge} order by {s}.dbx_rn)"
-                        f" filter (where {s}.dbx_rn <= {b.size_param}), '[]'::json)",
-                    )
-                )
+                parts.append((key, planned.page_edges(self.edge(c, part, s), s, b.size_param)))
             elif isinstance(part, PageInfo):
                 paged = True
                 parts.append((key, self.page_info(c, part, s)))
-        obj = _object(parts)
+        obj = planned.json_object(parts)
         if not paged:
-            return f"(select {obj})"
+            return planned.subquery(obj)
         cond = [x.replace(PARENT, parent) for x in b.cond]
-        source = planned.page_source(c.kind, cond, b.limit_param)
-        return f"(select {obj} from ({source}) {s})"
+        return planned.page_object(obj, planned.page_source(c.kind, cond, b.limit_param), s)
 
     def edge(self, c: Connection, e: Edges, s: str) -> str:
         parts: list[tuple[str, str]] = []
         for key, part in e.selection:
             if isinstance(part, Typename):
-                parts.append((key, _literal(part.name)))
+                parts.append((key, planned.literal(part.name)))
             elif isinstance(part, Cursor):
                 parts.append((key, planned.cursor(c.kind, s)))
             elif isinstance(part, RowObject):
                 parts.append((key, self.row(part.kind, part.selection, s)))
-        return _object(parts)
+        return planned.json_object(parts)
 
     def page_info(self, c: Connection, pi: PageInfo, s: str) -> str:
         size = self.bounds[c.slot].size_param
         parts: list[tuple[str, str]] = []
         for key, part in pi.selection:
             if isinstance(part, Typename):
-                parts.append((key, _literal(part.name)))
+                parts.append((key, planned.literal(part.name)))
             elif isinstance(part, HasNextPage):
-                parts.append((key, f"count(*) > {size}"))
+                parts.append((key, planned.page_has_next(size)))
             elif isinstance(part, EndCursor):
-                cur = planned.cursor(c.kind, s)
-                parts.append(
-                    (
-                        key,
-                        f"(array_agg({cur} order by {s}.dbx_rn desc)"
-                        f" filter (where {s}.dbx_rn <= {size}))[1]",
-                    )
-                )
-        return _object(parts)
+                parts.append((key, planned.page_end_cursor(c.kind, s, size)))
+        return planned.json_object(parts)
