@@ -17,6 +17,7 @@ Must not: write SQL or run anything; look at argument values (``bind``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -290,102 +291,96 @@ class _Compiler:
             raise Decline
         return out
 
+    def select(
+        self, type_name: str, nodes: list[FieldNode], pick: Callable[[str, list[FieldNode]], Node]
+    ) -> Selection:
+        """The subfields of ``nodes`` (an object of ``type_name``), each
+        ``__typename`` or what ``pick(field name, its nodes)`` plans; ``pick``
+        raises ``Decline`` for a field it cannot plan."""
+        return [
+            (
+                key,
+                Typename(type_name)
+                if sub[0].name.value == "__typename"
+                else pick(sub[0].name.value, sub),
+            )
+            for key, sub in self.collect(type_name, nodes)
+        ]
+
     def analytics(self, nodes: list[FieldNode]) -> Selection:
-        out: Selection = []
-        for key, sub in self.collect("Analytics", nodes):
-            name = sub[0].name.value
-            if name == "__typename":
-                out.append((key, Typename("Analytics")))
-            elif name in ANALYTICS_FIELDS:
-                kind: AnalyticsKind = name
-                slot = self._arg(f"Analytics.{name}", "Analytics", sub[0])
-                out.append((key, Analytic(kind, slot, self.analytic(kind, sub))))
-            else:
+        def pick(name: str, sub: list[FieldNode]) -> Node:
+            if name not in ANALYTICS_FIELDS:
                 raise Decline
-        return out
+            kind: AnalyticsKind = name
+            slot = self._arg(f"Analytics.{name}", "Analytics", sub[0])
+            return Analytic(kind, slot, self.analytic(kind, sub))
+
+        return self.select("Analytics", nodes, pick)
 
     def analytic(self, kind: AnalyticsKind, nodes: list[FieldNode]) -> Selection:
-        type_name = ANALYTICS_TYPES[kind]
         scalars = ANALYTICS_FIELDS[kind]
-        out: Selection = []
-        for key, sub in self.collect(type_name, nodes):
-            name = sub[0].name.value
-            if name == "__typename":
-                out.append((key, Typename(type_name)))
-            elif name in scalars:
-                out.append((key, Scalar(name)))
-            else:
+
+        def pick(name: str, sub: list[FieldNode]) -> Node:
+            if name not in scalars:
                 raise Decline
-        return out
+            return Scalar(name)
+
+        return self.select(ANALYTICS_TYPES[kind], nodes, pick)
 
     def row(self, kind: Kind, nodes: list[FieldNode]) -> Selection:
-        type_name = "Aircraft" if kind == "aircraft" else "Flight"
         scalars = AIRCRAFT_FIELDS if kind == "aircraft" else FLIGHT_FIELDS
-        out: Selection = []
-        for key, sub in self.collect(type_name, nodes):
-            name = sub[0].name.value
-            if name == "__typename":
-                out.append((key, Typename(type_name)))
-            elif name in scalars:
-                out.append((key, Column(kind, name)))
-            elif kind == "aircraft" and name == "flights":
+
+        def pick(name: str, sub: list[FieldNode]) -> Node:
+            if name in scalars:
+                return Column(kind, name)
+            if kind == "aircraft" and name == "flights":
                 slot = self._arg("Aircraft.flights", "Aircraft", sub[0])
-                out.append((key, self.connection("flight", slot, True, sub)))
-            elif kind == "aircraft" and name == "latestFlight":
-                out.append((key, Related("flight", self.row("flight", sub))))
-            elif kind == "flight" and name == "aircraft":
-                out.append((key, Related("aircraft", self.row("aircraft", sub))))
-            else:
-                raise Decline
-        return out
+                return self.connection("flight", slot, True, sub)
+            if kind == "aircraft" and name == "latestFlight":
+                return Related("flight", self.row("flight", sub))
+            if kind == "flight" and name == "aircraft":
+                return Related("aircraft", self.row("aircraft", sub))
+            raise Decline
+
+        return self.select("Aircraft" if kind == "aircraft" else "Flight", nodes, pick)
 
     def connection(self, kind: Kind, slot: int, nested: bool, nodes: list[FieldNode]) -> Connection:
         prefix = "Aircraft" if kind == "aircraft" else "Flight"
-        out: Selection = []
-        for key, sub in self.collect(f"{prefix}Connection", nodes):
-            name = sub[0].name.value
-            if name == "__typename":
-                out.append((key, Typename(f"{prefix}Connection")))
-            elif name == "totalCount":
-                out.append((key, TotalCount()))
-            elif name == "edges":
-                out.append((key, Edges(self.edge(kind, prefix, sub))))
-            elif name == "pageInfo":
-                out.append((key, PageInfo(self.page_info(sub))))
-            else:
-                raise Decline
+
+        def pick(name: str, sub: list[FieldNode]) -> Node:
+            if name == "totalCount":
+                return TotalCount()
+            if name == "edges":
+                return Edges(self.edge(kind, prefix, sub))
+            if name == "pageInfo":
+                return PageInfo(self.page_info(sub))
+            raise Decline
+
+        out = self.select(f"{prefix}Connection", nodes, pick)
         paged = any(isinstance(n, Edges | PageInfo) for _, n in out)
         counted = any(isinstance(n, TotalCount) for _, n in out)
         self.args[slot] = replace(self.args[slot], paged=paged, counted=counted)
         return Connection(kind, slot, nested, out)
 
     def edge(self, kind: Kind, prefix: str, nodes: list[FieldNode]) -> Selection:
-        out: Selection = []
-        for key, sub in self.collect(f"{prefix}Edge", nodes):
-            name = sub[0].name.value
-            if name == "__typename":
-                out.append((key, Typename(f"{prefix}Edge")))
-            elif name == "cursor":
-                out.append((key, Cursor()))
-            elif name == "node":
-                out.append((key, RowObject(kind, self.row(kind, sub))))
-            else:
-                raise Decline
-        return out
+        def pick(name: str, sub: list[FieldNode]) -> Node:
+            if name == "cursor":
+                return Cursor()
+            if name == "node":
+                return RowObject(kind, self.row(kind, sub))
+            raise Decline
+
+        return self.select(f"{prefix}Edge", nodes, pick)
 
     def page_info(self, nodes: list[FieldNode]) -> Selection:
-        out: Selection = []
-        for key, sub in self.collect("PageInfo", nodes):
-            name = sub[0].name.value
-            if name == "__typename":
-                out.append((key, Typename("PageInfo")))
-            elif name == "hasNextPage":
-                out.append((key, HasNextPage()))
-            elif name == "endCursor":
-                out.append((key, EndCursor()))
-            else:
-                raise Decline
-        return out
+        def pick(name: str, sub: list[FieldNode]) -> Node:
+            if name == "hasNextPage":
+                return HasNextPage()
+            if name == "endCursor":
+                return EndCursor()
+            raise Decline
+
+        return self.select("PageInfo", nodes, pick)
 
 
 def compile_plan(schema: GraphQLSchema, doc: DocumentNode, operation_name: str | None) -> Plan:
