@@ -8,9 +8,9 @@ error. Binding hands out the placeholders, so the statement's text depends
 only on the *shape* of the arguments (which filters and cursors are given);
 ``statement`` builds that text once per shape and the plan caches it.
 
-The statement is a single ``select json_build_object(...)``: root fields
-are correlated subqueries, connections aggregate a keyset page
-(``json_agg`` ordered by position, one extra row for ``hasNextPage``),
+The statement is a single ``select`` of the response's ``data`` as JSON
+text: root fields are correlated subqueries, connections aggregate a keyset
+page (``string_agg`` ordered by position, one extra row for ``hasNextPage``),
 nested objects are correlated subqueries on the parent row. Every piece
 of SQL text, the outer ``select`` included, comes from
 ``gateway.data.planned``; this module only nests the pieces.
@@ -233,7 +233,7 @@ class _Emitter:
     def root(self, sel: Selection) -> str:
         if any(isinstance(n, AnalyticsRoot) for _, n in sel):
             return self.analytics_root(sel)
-        return planned.root_statement(planned.json_object([(k, self.node(n, "")) for k, n in sel]))
+        return planned.root_statement(planned.text_object([(k, self.node(n, "")) for k, n in sel]))
 
     # -- analytics: compact JSON text ------------------------------------------
     def analytics_root(self, sel: Selection) -> str:
@@ -282,11 +282,11 @@ class _Emitter:
         return planned.text_row(obj, b.source, t, planned.all_bound(b.window_params))
 
     def row(self, kind: planned.Kind, sel: Selection, t: str) -> str:
-        return planned.json_object([(k, self.node(n, t, kind)) for k, n in sel])
+        return planned.text_object([(k, self.node(n, t, kind)) for k, n in sel])
 
     def node(self, n: Node, t: str, kind: planned.Kind = "aircraft") -> str:
         if isinstance(n, Typename):
-            return planned.literal(n.name)
+            return planned.json_string(n.name)
         if isinstance(n, Column):
             return planned.column(n.kind, n.field, t)
         if isinstance(n, ById):
@@ -313,7 +313,7 @@ class _Emitter:
         parts: list[tuple[str, str]] = []
         for key, part in c.selection:
             if isinstance(part, Typename):
-                parts.append((key, planned.literal(part.name)))
+                parts.append((key, planned.json_string(part.name)))
             elif isinstance(part, TotalCount):
                 cond = [x.replace(PARENT, parent) for x in b.count_cond]
                 parts.append((key, planned.count_value(c.kind, cond)))
@@ -323,7 +323,7 @@ class _Emitter:
             elif isinstance(part, PageInfo):
                 paged = True
                 parts.append((key, self.page_info(c, part, s)))
-        obj = planned.json_object(parts)
+        obj = planned.text_object(parts)
         if not paged:
             return planned.subquery(obj)
         cond = [x.replace(PARENT, parent) for x in b.cond]
@@ -333,21 +333,21 @@ class _Emitter:
         parts: list[tuple[str, str]] = []
         for key, part in e.selection:
             if isinstance(part, Typename):
-                parts.append((key, planned.literal(part.name)))
+                parts.append((key, planned.json_string(part.name)))
             elif isinstance(part, Cursor):
                 parts.append((key, planned.cursor(c.kind, s)))
             elif isinstance(part, RowObject):
                 parts.append((key, self.row(part.kind, part.selection, s)))
-        return planned.json_object(parts)
+        return planned.text_object(parts)
 
     def page_info(self, c: Connection, pi: PageInfo, s: str) -> str:
         size = self.bounds[c.slot].size_param
         parts: list[tuple[str, str]] = []
         for key, part in pi.selection:
             if isinstance(part, Typename):
-                parts.append((key, planned.literal(part.name)))
+                parts.append((key, planned.json_string(part.name)))
             elif isinstance(part, HasNextPage):
                 parts.append((key, planned.page_has_next(size)))
             elif isinstance(part, EndCursor):
                 parts.append((key, planned.page_end_cursor(c.kind, s, size)))
-        return planned.json_object(parts)
+        return planned.text_object(parts)
