@@ -85,34 +85,39 @@ def _json(expr: str) -> str:
 
 def _quoted(expr: str) -> str:
     """JSON text of a value whose text needs no escaping (uuids, upper-case
-    enum labels, timestamps), ``null`` for NULL."""
+    enum labels, timestamps, and the codes the tables' check constraints
+    hold to ``[A-Z0-9-]``), ``null`` for NULL."""
     return f"coalesce('\"' || {expr} || '\"', 'null')"
+
+
+def _integer(expr: str) -> str:
+    return f"coalesce(({expr})::text, 'null')"
 
 
 # GraphQL field name -> JSON text expression over a row alias ``{t}``.
 AIRCRAFT_FIELDS: dict[str, str] = {
     "id": _quoted("{t}.id::text"),
-    "registration": _json("{t}.registration"),
+    "registration": _quoted("{t}.registration"),  # ^[A-Z0-9][A-Z0-9-]{1,9}$
     "manufacturer": _json("{t}.manufacturer"),
     "model": _json("{t}.model"),
     "serialNumber": _json("{t}.serial_number"),
     "status": _quoted("upper({t}.status)"),
     "specs": _json("{t}.specs"),
     "totalFlightHours": _json("{t}.total_flight_hours::float8"),
-    "version": _json("{t}.version"),
+    "version": _integer("{t}.version"),
     "createdAt": _quoted(timestamp("{t}.created_at")),
     "updatedAt": _quoted(timestamp("{t}.updated_at")),
     "retiredAt": _quoted(timestamp("{t}.retired_at")),
 }
 FLIGHT_FIELDS: dict[str, str] = {
     "id": _quoted("{t}.id::text"),
-    "flightNumber": _json("{t}.flight_number"),
-    "origin": _json("{t}.origin"),
-    "destination": _json("{t}.destination"),
+    "flightNumber": _quoted("{t}.flight_number"),  # ^[A-Z0-9]{2,8}$
+    "origin": _quoted("{t}.origin"),  # ^[A-Z]{4}$
+    "destination": _quoted("{t}.destination"),  # ^[A-Z]{4}$
     "departedAt": _quoted(timestamp("{t}.departed_at")),
     "arrivedAt": _quoted(timestamp("{t}.arrived_at")),
     "status": _quoted("upper({t}.status)"),
-    "version": _json("{t}.version"),
+    "version": _integer("{t}.version"),
 }
 FIELDS: dict[Kind, dict[str, str]] = {"aircraft": AIRCRAFT_FIELDS, "flight": FLIGHT_FIELDS}
 
