@@ -6,6 +6,7 @@ other tests' data, so suites can run against a shared, seeded database.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -100,12 +101,17 @@ class NodeControl:
                 return str(node["admin_dsn"])
         raise KeyError(name)
 
-    def stop(self, name: str) -> None:
+    # In a thread: the gateway's event loop under test keeps running while a
+    # node stops or starts, as it would in a real outage (a blocking call here
+    # froze it for seconds, so every probe of every node timed out at once).
+    async def stop(self, name: str) -> None:
         self.stopped.add(name)
-        subprocess.run([str(STACK), "stop", name], check=True, capture_output=True, timeout=120)
+        argv = [str(STACK), "stop", name]
+        await asyncio.to_thread(subprocess.run, argv, check=True, capture_output=True, timeout=120)
 
-    def start(self, name: str) -> None:
-        subprocess.run([str(STACK), "start", name], check=True, capture_output=True, timeout=180)
+    async def start(self, name: str) -> None:
+        argv = [str(STACK), "start", name]
+        await asyncio.to_thread(subprocess.run, argv, check=True, capture_output=True, timeout=180)
         self.stopped.discard(name)
 
     async def pause_replay(self, name: str) -> None:
@@ -127,7 +133,7 @@ class NodeControl:
     async def restore(self) -> None:
         # the primary first, so replicas can stream again
         for name in sorted(self.stopped, key=lambda n: n != "primary"):
-            self.start(name)
+            await self.start(name)
         for name in list(self.paused):
             await self.resume_replay(name)
 

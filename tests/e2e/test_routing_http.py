@@ -124,14 +124,14 @@ async def test_replica_killed_during_http_load_fails_no_request(
     load = asyncio.gather(*(client_loop() for _ in range(6)))
     async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as c:
         await asyncio.sleep(3)
-        nodes.stop("replica_1")
+        await nodes.stop("replica_1")
         t0 = time.monotonic()
         while (await replica_state(c, "replica_1")) == "up/closed":
             assert time.monotonic() - t0 < 5, "dead replica not excluded"
             await asyncio.sleep(0.1)
         excluded_s = time.monotonic() - t0
         await asyncio.sleep(3)
-        nodes.start("replica_1")
+        await nodes.start("replica_1")
         t0 = time.monotonic()
         while (await replica_state(c, "replica_1")) != "up/closed":
             assert time.monotonic() - t0 < 20, "replica not used again after restart"

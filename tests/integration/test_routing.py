@@ -123,14 +123,14 @@ async def test_replica_killed_under_load_loses_no_request_and_is_used_again(
 
     load = asyncio.gather(*(client() for _ in range(8)))
     await asyncio.sleep(2)
-    nodes.stop("replica_1")  # pg_ctl stop -m immediate
+    await nodes.stop("replica_1")  # pg_ctl stop -m immediate
     stopped_at = time.monotonic()
     await wait_until(lambda: not db.nodes[1].usable, timeout=5)
     excluded_after = time.monotonic() - stopped_at
     before = served["replica_1"]
     await asyncio.sleep(2)
     assert served["replica_1"] == before, "a dead replica kept receiving reads"
-    nodes.start("replica_1")
+    await nodes.start("replica_1")
     await wait_until(lambda: db.nodes[1].usable, timeout=20)
     await load
     after = Counter([(await session.read(where))[0] for _ in range(40)])
@@ -209,7 +209,7 @@ async def test_primary_down_reads_continue_writes_fail_fast_and_acknowledged_wri
     for i in range(20):
         async with session.write() as conn:
             acknowledged.append(await insert_aircraft(conn, org, f"ACK{i:04d}"))
-    nodes.stop("primary")
+    await nodes.stop("primary")
     await wait_until(lambda: not db.nodes[0].usable, timeout=5)
     read_errors = 0
     for _ in range(50):
@@ -222,7 +222,7 @@ async def test_primary_down_reads_continue_writes_fail_fast_and_acknowledged_wri
         async with db.session(principal(org)).write() as conn:
             await insert_aircraft(conn, org, "NOPE1")
     write_fail_s = time.monotonic() - t0
-    nodes.start("primary")
+    await nodes.start("primary")
     await wait_until(lambda: db.nodes[0].usable, timeout=30)
     async with db.session(principal(org)).write() as conn:
         acknowledged.append(await insert_aircraft(conn, org, "AFTER1"))
@@ -249,8 +249,8 @@ async def test_all_replicas_down_reads_use_primary_analytics_unavailable_unless_
     await strict.start()
     await lenient.start()
     try:
-        nodes.stop("replica_1")
-        nodes.stop("replica_2")
+        await nodes.stop("replica_1")
+        await nodes.stop("replica_2")
         await wait_until(
             lambda: not any(n.usable for n in strict.nodes[1:] + lenient.nodes[1:]), timeout=5
         )
