@@ -47,6 +47,9 @@ select pg_is_in_recovery() as in_recovery,
 # has replayed what it had received.
 SETTLED_SQL = "select (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint >= $1"
 SETTLE_DELAY_S = 0.02
+# A probe timeout that fires this much later than due (at least; half the
+# timeout when that is more) means this process stalled, not the node.
+STALL_S = 0.25
 
 
 class HealthProbe:
@@ -131,18 +134,29 @@ class HealthProbe:
         return now - self._history[0][0]  # behind everything remembered
 
     async def _probe(self, node: Node) -> None:
+        t0 = time.monotonic()
         try:
             row = await asyncio.wait_for(self._probe_row(node), timeout=self.timeout_s)
-        except Exception as exc:  # any failure means unreachable for now
-            await self._drop_conn(node)
-            was_up = node.health.reachable
-            node.health.reachable = False
-            node.health.error = type(exc).__name__
-            node.health.probed_at = time.monotonic()
-            node.breaker.trip()
-            if was_up:
-                log.warning("node down", extra={"node": node.name, "error": type(exc).__name__})
+        except TimeoutError:
+            late = time.monotonic() - t0 - self.timeout_s
+            if late > max(STALL_S, self.timeout_s / 2):
+                # The timeout fired long after it was due: this process's
+                # event loop was frozen (a blocking call, CPU starvation), so
+                # the answer may well have been waiting. Marking every node
+                # down for it would turn a pause here into an outage; the
+                # next probe decides.
+                await self._drop_conn(node)
+                log.warning(
+                    "probe inconclusive: event loop stalled",
+                    extra={"node": node.name, "late_s": round(late, 3)},
+                )
+                return
+            await self._fail(node, "TimeoutError")
             return
+        except Exception as exc:  # any failure means unreachable for now
+            await self._fail(node, type(exc).__name__)
+            return
+
         h = node.health
         h.in_recovery = bool(row["in_recovery"])
         h.wal_lsn = row["wal_lsn"]
@@ -171,6 +185,16 @@ class HealthProbe:
             h.reachable = True
             node.breaker.close()
             self.changed.set()
+
+    async def _fail(self, node: Node, error: str) -> None:
+        await self._drop_conn(node)
+        was_up = node.health.reachable
+        node.health.reachable = False
+        node.health.error = error
+        node.health.probed_at = time.monotonic()
+        node.breaker.trip()
+        if was_up:
+            log.warning("node down", extra={"node": node.name, "error": error})
 
     async def _probe_row(self, node: Node) -> Mapping[str, Any]:
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -110,3 +111,28 @@ async def test_reads_on_stale_health_while_the_loop_probes_never_lose_the_primar
         served = await asyncio.gather(*(read() for _ in range(10)))
         assert set(served) == {"primary"}, served
         assert_never_down(db)
+
+
+async def test_a_frozen_event_loop_does_not_mark_a_healthy_node_down(settings: Settings) -> None:
+    """This process stalls (a blocking call, CPU starvation) while a probe
+    is connecting: the timeout fires long after it was due, with the
+    handshake unfinished. The node did nothing wrong, so it must stay up
+    (before, every node probed meanwhile went down at once, and every
+    request failed with UNAVAILABLE for a breaker cool-down)."""
+    database = Database(fast(settings, connect_timeout_s=0.3, probe_interval_s=60.0))
+    await database.start()
+    try:
+        primary = database.nodes[0]
+        assert_never_down(database)
+        for _ in range(3):
+            # the next probe must open a new connection: several round trips
+            await database.probe._drop_conn(primary)
+            probe = asyncio.ensure_future(database.probe.probe(primary))
+            await asyncio.sleep(0.005)  # the probe is connecting
+            time.sleep(1.0)  # noqa: ASYNC251 - the freeze under test (the 0.3 s timeout is due long before it ends)
+            await probe
+            assert_never_down(database)
+        await database.probe.probe(primary)  # and the next probe finds it as it is
+        assert_never_down(database)
+    finally:
+        await database.close()
