@@ -190,3 +190,27 @@ async def wait_replicated(stack: dict[str, Any], timeout_s: float = 10) -> None:
                 await asyncio.sleep(0.02)
         finally:
             await rc.close()
+
+
+async def wait_replicas_serving(
+    client: httpx.AsyncClient, max_lag_s: float = 5.0, timeout_s: float = 20
+) -> None:
+    """Until the gateway itself sees every replica up, its breaker closed and
+    its lag within ``max_lag_s`` (``/readyz``): right after another suite
+    restarted a replica, the router may still be sending reads to the
+    primary for a probe or two."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        nodes = (await client.get("/readyz")).json()["nodes"]
+        replicas = [n for n in nodes if n["role"] == "replica"]
+        if replicas and all(
+            n["state"] == "up"
+            and n["breaker"] == "closed"
+            and n["lag_s"] is not None
+            and n["lag_s"] <= max_lag_s
+            for n in replicas
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"replicas not serving after {timeout_s} s: {replicas}")
+        await asyncio.sleep(0.1)

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.conftest import Api, wait_replicated
+from tests.e2e.conftest import Api, wait_replicas_serving, wait_replicated
 from tests.e2e.fleet_data import seed_fleet
 
 pytestmark = pytest.mark.slow
@@ -63,11 +63,16 @@ def delta(
 
 
 async def test_reads_on_replicas_mutations_on_primary_by_server_counters(
-    stack: dict[str, Any], make_org: Any, owner_dsn: str, api: Callable[..., Api]
+    stack: dict[str, Any],
+    make_org: Any,
+    owner_dsn: str,
+    api: Callable[..., Api],
+    client: httpx.AsyncClient,
 ) -> None:
     org: uuid.UUID = await make_org()
     await seed_fleet(owner_dsn, org, aircraft=20, flights_each=1, prefix="RT")
     await wait_replicated(stack)
+    await wait_replicas_serving(client)
     viewer = api(org, "viewer")
     await viewer.data("{ viewer { orgId } }")  # warms the org check
     before = await aircraft_calls(stack)
