@@ -217,11 +217,13 @@ def float_text(expr: str) -> str:
     magnitudes from 1e16 (where PostgreSQL prints integral values with more
     digits than the shortest) fail the statement: the resolvers answer."""
     v = f"({expr})"
+    plain = f"case when {v} = trunc({v}) then {v}::text || '.0' else {v}::text end"
+    # the common case first: NULL, NaN and infinities all fail its test
     return (
-        f"case when {v} is null then 'null'"
+        f"case when abs({v}) >= 1e-4 and abs({v}) < 1e15 then {plain}"
+        f" when {v} is null then 'null'"
         f" when abs({v}) >= 1e16 then ('not planned: ' || {v}::text)::int::text"
-        f" when {v} = 0 or abs({v}) >= 1e-4 and abs({v}) < 1e15 then"
-        f" case when {v} = trunc({v}) then {v}::text || '.0' else {v}::text end"
+        f" when {v} = 0 then {plain}"
         f" when abs({v}) >= 1e-5 then"
         f" case when {v} = trunc({v}) then {v}::text::numeric::text || '.0'"
         f" else {v}::text::numeric::text end"
