@@ -9,7 +9,7 @@ order as the resolver path's.
 data field, since it runs with the ``analytics`` intent.
 
 Anything outside the subset (mutations, subscriptions, directives, unknown
-or unplanned fields, objects too wide for one ``json_build_object``) raises
+or unplanned fields, objects of more than ``MAX_KEYS`` response keys) raises
 ``Decline`` and the resolver path answers instead.
 
 Must not: write SQL or run anything; look at argument values (``bind``).
@@ -43,7 +43,7 @@ from gateway.data.planned import (
     Kind,
 )
 
-MAX_KEYS = 50  # json_build_object takes at most 100 arguments
+MAX_KEYS = 50  # response keys per planned object: bounds the statement text
 
 
 class Decline(Exception):
