@@ -165,11 +165,26 @@ async def remove_bench_flights(owner_dsn: str, org_id: uuid.UUID) -> str:
                     ids,
                 )
                 await owner.execute("delete from dbx_aviation.flights where id = any($1)", ids)
+            if ids:
+                # Dead rows would slow every later scan of the telemetry (the
+                # replicas most: they cannot prune or set hint bits for good)
+                # until autovacuum comes by, in the middle of someone's cell.
+                await owner.execute("vacuum (analyze) dbx_aviation.flight_telemetry")
         finally:
             await owner.close()
     except (OSError, asyncpg.PostgresError) as exc:
         return f"ingest flights kept (clean-up failed: {exc.__class__.__name__})"
     return ""
+
+
+async def settle(owner_dsn: str) -> None:
+    """``VACUUM (ANALYZE)`` the telemetry and the flights, so no cell of a run
+    scans the dead rows an earlier run (or an interrupted one) left."""
+    owner = await asyncpg.connect(owner_dsn)
+    try:
+        await owner.execute("vacuum (analyze) dbx_aviation.flight_telemetry, dbx_aviation.flights")
+    finally:
+        await owner.close()
 
 
 async def prepare(owner_dsn: str, size: DatasetSize, log: object = print) -> Dataset:

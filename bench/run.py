@@ -186,6 +186,8 @@ async def main_async(a: argparse.Namespace) -> Path:
     log(f"data set ({a.size}) ...")
     ds = await dataset.prepare(settings.owner_dsn, dataset.SIZES[a.size], log)
     log(ds.describe())
+    await dataset.remove_bench_flights(settings.owner_dsn, ds.org_id)
+    await dataset.settle(settings.owner_dsn)
     nodes = status["nodes"]
     late = await dataset.wait_for_replicas(
         next(n["admin_dsn"] for n in nodes if n["role"] == "primary"),
