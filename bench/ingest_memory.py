@@ -29,6 +29,7 @@ import asyncpg
 import httpx
 
 from bench import dataset, ingest, machine
+from bench.cpu import COMPONENTS, CpuMeter
 from bench.servers import Servers, dbx_server
 from gateway.auth import mint_token
 from gateway.config import Settings
@@ -107,6 +108,8 @@ async def main_async(a: argparse.Namespace) -> Path:
         # end leave no bloat where the other benchmarks scan
         start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=300)
         headers = {"Authorization": f"Bearer {operator}", "Content-Type": "application/x-ndjson"}
+        meter = CpuMeter([pid], client_is_self=True)  # the sender is a thread of this process
+        meter.start()
         t0 = time.perf_counter()
         r = await asyncio.to_thread(
             httpx.post,
@@ -116,6 +119,7 @@ async def main_async(a: argparse.Namespace) -> Path:
             timeout=3600,
         )
         seconds = time.perf_counter() - t0
+        cpu = meter.stop(max(points[0], 1))
         await asyncio.sleep(1.0)
         sampler.stop.set()
         sampler.join()
@@ -144,6 +148,11 @@ async def main_async(a: argparse.Namespace) -> Path:
         f"- `dbx-gateway serve --workers 1`, worker RSS before {before:.0f} MiB,"
         f" peak {max(s[2] for s in sampler.samples):.0f} MiB, after {after:.0f} MiB",
     ]
+    lines.append(
+        "- CPU per point (µs): "
+        + ", ".join(f"{c} {cpu[c]:.1f}" for c in COMPONENTS)
+        + " (server: the worker; client: this process, generating and sending the stream)"
+    )
     if note:
         lines.append(f"- clean-up: {note}")
     lines += ["", "| bytes sent | seconds | worker RSS (MiB) |", "| --- | --- | --- |"]
