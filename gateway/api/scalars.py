@@ -15,7 +15,6 @@ import re
 from operator import methodcaller
 
 import dateutil.parser
-from strawberry.schema.types.base_scalars import DateTimeDefinition, wrap_parser
 from strawberry.types.scalar import ScalarDefinition
 
 # ASCII digits only: a date, "T", a time with at most microseconds, an optional Z or ±hh:mm
@@ -39,14 +38,27 @@ def parse_datetime(value: str) -> dt.datetime:
     return parsed
 
 
-DATETIME = ScalarDefinition(
-    name=DateTimeDefinition.name,
-    description=DateTimeDefinition.description,
-    specified_by_url=DateTimeDefinition.specified_by_url,
-    serialize=methodcaller("isoformat"),
-    parse_value=wrap_parser(parse_datetime, "DateTime"),
-    parse_literal=None,
-    origin=dt.datetime,
-)
+def _override() -> dict[object, ScalarDefinition]:
+    """``{datetime: the faster DateTime}``, built on Strawberry's own
+    definition and error wrapper; should a Strawberry release move those,
+    the schema keeps Strawberry's ``DateTime`` (slower, same answers)
+    rather than fail to start. ``tests/unit/test_scalars.py`` imports them
+    directly, so such a release shows up there."""
+    try:
+        from strawberry.schema.types.base_scalars import DateTimeDefinition, wrap_parser
+    except ImportError:
+        return {}
+    return {
+        dt.datetime: ScalarDefinition(
+            name=DateTimeDefinition.name,
+            description=DateTimeDefinition.description,
+            specified_by_url=DateTimeDefinition.specified_by_url,
+            serialize=methodcaller("isoformat"),
+            parse_value=wrap_parser(parse_datetime, "DateTime"),
+            parse_literal=None,
+            origin=dt.datetime,
+        )
+    }
 
-SCALAR_OVERRIDES: dict[object, ScalarDefinition] = {dt.datetime: DATETIME}
+
+SCALAR_OVERRIDES = _override()

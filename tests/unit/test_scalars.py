@@ -5,13 +5,16 @@ shape it speeds up and for everything it hands on."""
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 
 import pytest
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 
-from gateway.api.scalars import DATETIME
+from gateway.api.scalars import SCALAR_OVERRIDES
+
+DATETIME = SCALAR_OVERRIDES[dt.datetime]
 
 
 def outcome(parse: object, text: str) -> tuple[str, object, object, str]:
