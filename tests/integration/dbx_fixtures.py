@@ -3,12 +3,19 @@ connections, tenant data written as the owner, scratch database DSNs."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from gateway.config import Settings
+from gateway.db import Database
 
 TENANT_TABLES_SQL = """
 select c.relname
@@ -16,6 +23,23 @@ from pg_class c join pg_namespace n on n.oid = c.relnamespace
 where n.nspname = 'dbx_aviation' and c.relkind in ('r', 'p') and not c.relispartition
 order by c.relname
 """
+
+
+def tuned(settings: Settings, defaults: Mapping[str, Any], **overrides: Any) -> Settings:
+    """``settings`` with a test module's ``defaults`` (probe interval, breaker
+    cool-down, timeouts), then ``overrides``, replaced."""
+    return dataclasses.replace(settings, **{**defaults, **overrides})
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Database]:
+    """A started ``Database`` (pools, probe loop), closed on the way out."""
+    database = Database(settings)
+    await database.start()
+    try:
+        yield database
+    finally:
+        await database.close()
 
 
 def with_database(dsn: str, database: str) -> str:

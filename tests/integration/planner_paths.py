@@ -37,25 +37,9 @@ class TwoPaths:
     async def close(self) -> None:
         await self.db.close()
 
-    @property
-    def planner_count(self) -> int:
-        assert self.planned.planner is not None
-        return self.planner_planned()
-
     def planner_planned(self) -> int:
         assert self.planned.planner is not None
         return self.planned.planner.planned
-
-    async def call(
-        self,
-        http: GraphQLHttp,
-        principal: Principal,
-        query: str,
-        variables: dict[str, Any] | None = None,
-        operation_name: str | None = None,
-    ) -> tuple[int, Any]:
-        status, body = await self.call_raw(http, principal, query, variables, operation_name)
-        return status, orjson.loads(body)
 
     async def call_raw(
         self,
@@ -97,9 +81,7 @@ class TwoPaths:
         operation_name: str | None = None,
     ) -> tuple[tuple[int, Any], tuple[int, Any], bool]:
         """(planned answer, resolver answer, whether the planner answered)."""
-        (sa, a), (sb, b), planned = await self.both_raw(
-            principal, query, variables, operation_name
-        )
+        (sa, a), (sb, b), planned = await self.both_raw(principal, query, variables, operation_name)
         return (sa, orjson.loads(a)), (sb, orjson.loads(b)), planned
 
     async def both_raw(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,26 +23,19 @@ from gateway.auth import Principal
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.db.connection import TenantConnection
+from tests.integration.dbx_fixtures import running, tuned
 
-
-def fast(settings: Settings, **overrides: Any) -> Settings:
-    base: dict[str, Any] = {
-        "probe_interval_s": 0.05,
-        "breaker_cooldown_s": 5.0,  # a wrong "down" stays visible for the whole test
-        "connect_timeout_s": 2.0,
-    }
-    base.update(overrides)
-    return dataclasses.replace(settings, **base)
+FAST: dict[str, Any] = {
+    "probe_interval_s": 0.05,
+    "breaker_cooldown_s": 5.0,  # a wrong "down" stays visible for the whole test
+    "connect_timeout_s": 2.0,
+}
 
 
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Database]:
-    database = Database(fast(settings))
-    await database.start()
-    try:
+    async with running(tuned(settings, FAST)) as database:
         yield database
-    finally:
-        await database.close()
 
 
 def assert_never_down(db: Database) -> None:
@@ -119,9 +111,9 @@ async def test_a_frozen_event_loop_does_not_mark_a_healthy_node_down(settings: S
     handshake unfinished. The node did nothing wrong, so it must stay up
     (before, every node probed meanwhile went down at once, and every
     request failed with UNAVAILABLE for a breaker cool-down)."""
-    database = Database(fast(settings, connect_timeout_s=0.3, probe_interval_s=60.0))
-    await database.start()
-    try:
+    async with running(
+        tuned(settings, FAST, connect_timeout_s=0.3, probe_interval_s=60.0)
+    ) as database:
         primary = database.nodes[0]
         assert_never_down(database)
         for _ in range(3):
@@ -134,5 +126,3 @@ async def test_a_frozen_event_loop_does_not_mark_a_healthy_node_down(settings: S
             assert_never_down(database)
         await database.probe.probe(primary)  # and the next probe finds it as it is
         assert_never_down(database)
-    finally:
-        await database.close()

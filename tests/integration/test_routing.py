@@ -7,7 +7,6 @@ happens when nodes fail. Node faults are injected with
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from collections import Counter
@@ -22,6 +21,7 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.db.connection import TenantConnection
 from gateway.errors import Unavailable
+from tests.integration.dbx_fixtures import running, tuned
 
 pytestmark = pytest.mark.slow
 
@@ -55,14 +55,15 @@ async def insert_aircraft(conn: TenantConnection, org_id: uuid.UUID, reg: str) -
     return value
 
 
+FAST: dict[str, Any] = {
+    "probe_interval_s": 0.2,
+    "breaker_cooldown_s": 0.5,
+    "connect_timeout_s": 1.0,
+}
+
+
 def fast(settings: Settings, **overrides: Any) -> Settings:
-    base: dict[str, Any] = {
-        "probe_interval_s": 0.2,
-        "breaker_cooldown_s": 0.5,
-        "connect_timeout_s": 1.0,
-    }
-    base.update(overrides)
-    return dataclasses.replace(settings, **base)
+    return tuned(settings, FAST, **overrides)
 
 
 @pytest.fixture
@@ -72,12 +73,8 @@ async def org(make_org: Any) -> uuid.UUID:
 
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Database]:
-    database = Database(fast(settings))
-    await database.start()
-    try:
+    async with running(fast(settings)) as database:
         yield database
-    finally:
-        await database.close()
 
 
 def principal(org_id: uuid.UUID) -> Principal:
