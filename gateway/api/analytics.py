@@ -1,6 +1,6 @@
 """The ``Analytics`` root type, served by replicas (intent ``analytics``):
 fleet risk, maintenance forecast, telemetry statistics and series, daily
-fleet statistics, per-flight data quality. Every field runs one
+fleet statistics, fleet flight statistics, per-flight data quality. Every field runs one
 ``gateway.data`` function through ``info.context.db.analytics``; input limits
 are checked before any SQL runs and fail with ``BAD_USER_INPUT``.
 
@@ -127,6 +127,20 @@ class DailyFleetStats:
     exceedances: int
     refreshed_at: dt.datetime = strawberry.field(
         description="When the materialized view was last refreshed (dbx-gateway maintain)"
+    )
+
+
+@strawberry.type(description="One aircraft's flights since a time (see `Analytics.fleetStats`).")
+class AircraftFlightStats:
+    aircraft_id: strawberry.ID
+    registration: str
+    flights: int = strawberry.field(description="Flights that departed at or after `since`")
+    completed: int = strawberry.field(description="Of those, the completed ones")
+    flight_hours: float = strawberry.field(
+        description="Hours from departure to arrival of those that arrived, rounded to 0.01"
+    )
+    last_departed_at: dt.datetime | None = strawberry.field(
+        description="The latest of their departures; null when there is none"
     )
 
 
@@ -329,6 +343,27 @@ class Analytics:
                 avg_airspeed_ms=r.avg_airspeed_ms,
                 exceedances=r.exceedances,
                 refreshed_at=r.refreshed_at,
+            )
+            for r in rows
+        ]
+
+    @strawberry.field(
+        description="Every aircraft of the fleet, by registration, with its flights that"
+        " departed at or after `since` (any status): count, completed, flight hours and"
+        " latest departure. Aircraft without such flights are listed with zeros."
+    )
+    async def fleet_stats(self, info: GqlInfo, since: dt.datetime) -> list[AircraftFlightStats]:
+        fleet.check_since(since)
+        ctx = info.context
+        rows = await ctx.db.analytics(fleet.fleet_stats, ctx.principal.org_id, since)
+        return [
+            AircraftFlightStats(
+                aircraft_id=strawberry.ID(str(r.aircraft_id)),
+                registration=r.registration,
+                flights=r.flights,
+                completed=r.completed,
+                flight_hours=r.flight_hours,
+                last_departed_at=r.last_departed_at,
             )
             for r in rows
         ]

@@ -1,5 +1,5 @@
 """Fleet analytics SQL: risk profile, maintenance forecast, daily fleet
-statistics and per-flight data quality (telemetry statistics and series are
+statistics, fleet flight statistics and per-flight data quality (telemetry statistics and series are
 in ``gateway.data.analytics_telemetry``). Every statement filters
 ``org_id = $1`` explicitly; row-level security is the second wall. The daily
 statistics come from a materialized view that only
@@ -49,6 +49,15 @@ aircraft did not fly). Priority: OVERDUE when hours until due <= 0; HIGH when
 under 10 % of the interval is left or it is due within 7 days; MEDIUM under
 25 % or within 30 days; LOW otherwise. Ranked by priority, days until due
 (unknown last), hours until due, registration.
+
+Fleet flight statistics
+-----------------------
+Per aircraft of the org, the flights that departed at or after ``since`` (any
+status): their count, how many completed, their flight hours (arrived -
+departed; flights not yet arrived add none; rounded to 0.01 h) and the latest
+departure among them. Aircraft without such flights are listed with zeros.
+The statement is ``dbx_analytics.fleet_stats`` (migration 0009), an inlinable
+SQL function, so BI tools and benchmarks can call the very same SQL.
 
 Data quality: see ``gateway.data.analytics_quality``.
 
@@ -125,6 +134,16 @@ class DailyFleetStats:
     avg_airspeed_ms: float | None
     exceedances: int
     refreshed_at: datetime
+
+
+@dataclass(frozen=True)
+class AircraftFlightStats:
+    aircraft_id: uuid.UUID
+    registration: str
+    flights: int
+    completed: int
+    flight_hours: float
+    last_departed_at: datetime | None
 
 
 def check_limit(limit: int) -> None:
@@ -351,6 +370,39 @@ async def fleet_daily_stats(
             r["avg_airspeed_ms"],
             int(r["exceedances"]),
             r["refreshed_at"],
+        )  # fmt: skip
+        for r in await conn.fetch(q.sql, *q.args)
+    ]
+
+
+def check_since(since: datetime) -> None:
+    if since.tzinfo is None:
+        raise BadUserInput("`since` must carry a time zone offset")
+
+
+def fleet_stats_query(org_id: uuid.UUID, since: datetime) -> Query:
+    """``dbx_analytics.fleet_stats`` (migration 0009): one row per aircraft,
+    ordered by registration (unique in an org)."""
+    sql = (
+        "select aircraft_id, registration, flights, completed, flight_hours, last_departed_at"
+        " from dbx_analytics.fleet_stats($1, $2)"
+    )
+    return Query(sql, (org_id, since))
+
+
+async def fleet_stats(
+    conn: TenantConnection, org_id: uuid.UUID, since: datetime
+) -> list[AircraftFlightStats]:
+    check_since(since)
+    q = fleet_stats_query(org_id, since)
+    return [
+        AircraftFlightStats(
+            r["aircraft_id"],
+            r["registration"],
+            int(r["flights"]),
+            int(r["completed"]),
+            r["flight_hours"],
+            r["last_departed_at"],
         )  # fmt: skip
         for r in await conn.fetch(q.sql, *q.args)
     ]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 from gateway.data import aircraft as aircraft_data
@@ -198,10 +198,11 @@ async def fetch_json(conn: TenantConnection, sql: str, values: Sequence[Any]) ->
 
 # -- analytics ----------------------------------------------------------------
 
-AnalyticsKind = Literal["fleetDailyStats", "telemetryStats", "telemetrySeries"]
+AnalyticsKind = Literal["fleetDailyStats", "fleetStats", "telemetryStats", "telemetrySeries"]
 # GraphQL type of each field's objects
 ANALYTICS_TYPES: dict[AnalyticsKind, str] = {
     "fleetDailyStats": "DailyFleetStats",
+    "fleetStats": "AircraftFlightStats",
     "telemetryStats": "TelemetryStats",
     "telemetrySeries": "SeriesPoint",
 }
@@ -252,6 +253,14 @@ ANALYTICS_FIELDS: dict[AnalyticsKind, dict[str, str]] = {
         "exceedances": int_text("{t}.exceedances"),
         "refreshedAt": string_text(timestamp("{t}.refreshed_at")),
     },
+    "fleetStats": {
+        "aircraftId": string_text("{t}.aircraft_id::text"),
+        "registration": string_text("{t}.registration"),  # ^[A-Z0-9][A-Z0-9-]{1,9}$
+        "flights": int_text("{t}.flights"),
+        "completed": int_text("{t}.completed"),
+        "flightHours": float_text("{t}.flight_hours"),
+        "lastDepartedAt": string_text(timestamp("{t}.last_departed_at")),
+    },
     # ``metric``, ``windowStart`` and ``windowEnd`` are request values (bound)
     "telemetryStats": {
         "metric": "",
@@ -297,6 +306,12 @@ def _renumbered(p: Params, sql: str, args: Sequence[Any]) -> str:
 def daily_stats_source(p: Params, org_id: uuid.UUID, start: date, end: date) -> str:
     """``analytics.daily_stats_query``: rows ordered by (unique) ``day``."""
     q = analytics_data.daily_stats_query(org_id, start, end)
+    return _renumbered(p, q.sql, q.args)
+
+
+def fleet_stats_source(p: Params, org_id: uuid.UUID, since: datetime) -> str:
+    """``analytics.fleet_stats_query``: rows ordered by (unique) ``registration``."""
+    q = analytics_data.fleet_stats_query(org_id, since)
     return _renumbered(p, q.sql, q.args)
 
 

@@ -18,7 +18,7 @@ from tests.integration.analytics_data import (  # noqa: E402
     Fleet,
     two_fleets,
 )
-from tests.integration.analytics_expected import quality, risk, stats  # noqa: E402
+from tests.integration.analytics_expected import fleet_stats, quality, risk, stats  # noqa: E402
 
 ALL_FIELDS = """
 query($from: DateTime!, $to: DateTime!, $day0: Date!, $day1: Date!, $flight: ID!) {
@@ -33,6 +33,8 @@ query($from: DateTime!, $to: DateTime!, $day0: Date!, $day1: Date!, $flight: ID!
     fleetDailyStats(from: $day0, to: $day1) { day flights flightHours activeAircraft
       maxAltitudeM avgAirspeedMs exceedances refreshedAt }
     dataQuality(flightId: $flight) { flightId score points parts { name value penalty } }
+    fleetStats(since: $from) { aircraftId registration flights completed flightHours
+      lastDepartedAt }
   }
 }
 """
@@ -76,6 +78,10 @@ async def test_every_field_for_the_callers_org(
     assert an["telemetrySeries"] and all(s["count"] > 0 for s in an["telemetrySeries"])
     days = an["fleetDailyStats"]
     assert days and all(d["maxAltitudeM"] is None or d["maxAltitudeM"] < 19_000 for d in days)
+    want_fleet = fleet_stats(a, start)
+    assert [s["aircraftId"] for s in an["fleetStats"]] == [str(w["id"]) for w in want_fleet]
+    assert [s["flights"] for s in an["fleetStats"]] == [w["flights"] for w in want_fleet]
+    assert [s["flightHours"] for s in an["fleetStats"]] == [w["hours"] for w in want_fleet]
     q = quality(a, a.flights[0]["id"])
     assert an["dataQuality"]["points"] == q["points"]
     assert math.isclose(an["dataQuality"]["score"], q["score"], abs_tol=0.051)
@@ -90,11 +96,18 @@ async def test_other_orgs_ids_answer_nothing(
         await client.post(
             "query($a: ID!, $f: ID!) { analytics {"
             " byAircraft: telemetryStats(metric: ALTITUDE_M, aircraftId: $a) { count }"
-            " byFlight: telemetryStats(metric: ALTITUDE_M, flightId: $f) { count } } }",
+            " byFlight: telemetryStats(metric: ALTITUDE_M, flightId: $f) { count }"
+            ' fleet: fleetStats(since: "2000-01-01T00:00:00Z") { aircraftId } } }',
             {"a": str(b.aircraft[0]["id"]), "f": str(b.flights[0]["id"])},
         )
     ).json()
-    assert body["data"]["analytics"] == {"byAircraft": {"count": 0}, "byFlight": {"count": 0}}
+    assert "errors" not in body, body
+    an = body["data"]["analytics"]
+    assert {k: an[k] for k in ("byAircraft", "byFlight")} == {
+        "byAircraft": {"count": 0},
+        "byFlight": {"count": 0},
+    }
+    assert {x["aircraftId"] for x in an["fleet"]} == {str(x["id"]) for x in a.aircraft}
     r = await client.post(
         "query($f: ID!) { analytics { dataQuality(flightId: $f) { score } } }",
         {"f": str(b.flights[0]["id"])},
@@ -128,6 +141,7 @@ async def test_viewer_may_not_read_analytics(
          ' { count }', "movingAverageWindow"),
         ('fleetDailyStats(from: "2025-01-01", to: "2026-06-01") { day }', "366 days"),
         ('fleetDailyStats(from: "2026-06-01", to: "2026-05-01") { day }', "before"),
+        ('fleetStats(since: "2026-06-01T00:00:00") { flights }', "time zone"),
     ],
 )  # fmt: skip
 async def test_limits_are_bad_user_input(

@@ -199,6 +199,27 @@ def daily(fleet: Fleet, start: date, end: date) -> dict[date, dict[str, Any]]:
     return {k: v for k, v in days.items() if start <= k <= end}
 
 
+def fleet_stats(fleet: Fleet, since: datetime) -> list[dict[str, Any]]:
+    """Per aircraft by registration: flights departed at or after ``since``."""
+    out = []
+    for a in sorted(fleet.aircraft, key=lambda a: a["registration"]):
+        mine = [
+            f for f in fleet.flights if f["aircraft_id"] == a["id"] and f["departed_at"] >= since
+        ]
+        arrived = [f for f in mine if f["arrived_at"] is not None]
+        out.append(
+            {
+                "id": a["id"],
+                "registration": a["registration"],
+                "flights": len(mine),
+                "completed": sum(f["status"] == "completed" for f in mine),
+                "hours": round(sum(_hours(f) for f in arrived), 2),
+                "last": max((f["departed_at"] for f in mine), default=None),
+            }
+        )
+    return out
+
+
 PLAUSIBLE = {
     "altitude_m": (-450.0, 15_000.0),
     "airspeed_ms": (0.0, 190.0),

@@ -15,10 +15,12 @@ from gateway.data import analytics as fleet_sql
 from gateway.data import analytics_quality as quality_sql
 from gateway.data import analytics_telemetry as tel
 from gateway.db import Database
+from gateway.errors import BadUserInput
 from tests.integration.analytics_data import Fleet, db, fleets, now_utc, session
 from tests.integration.analytics_expected import (
     as_dt,
     daily,
+    fleet_stats,
     forecast,
     quality,
     risk,
@@ -163,6 +165,29 @@ async def test_fleet_daily_stats_from_the_view(db: Database, fleets: dict[str, F
         assert g.exceedances == w["exc"]
         assert g.refreshed_at <= now_utc() + timedelta(seconds=5)
     assert as_dt(start) <= as_dt(got[0].day)
+
+
+async def test_fleet_stats_since(db: Database, fleets: dict[str, Fleet]) -> None:
+    f = fleets["a"]
+    sa = session(db, f)
+    # before every flight, between them (one aircraft's in-flight flight included), after all
+    for days in (60, 13, 5, 1):
+        since = f.as_of - timedelta(days=days)
+        got = await sa.analytics(fleet_sql.fleet_stats, f.org_id, since)
+        want = fleet_stats(f, since)
+        assert [g.registration for g in got] == [w["registration"] for w in want]
+        for g, w in zip(got, want, strict=True):
+            assert g.aircraft_id == w["id"] and g.last_departed_at == w["last"], days
+            assert (g.flights, g.completed) == (w["flights"], w["completed"]), days
+            assert math.isclose(g.flight_hours, w["hours"], abs_tol=1e-9), days
+    # the in-flight flight counts as a flight, not as completed, and adds no hours
+    counted = await sa.analytics(fleet_sql.fleet_stats, f.org_id, f.as_of - timedelta(days=60))
+    assert sum(g.flights for g in counted) == len(f.flights)
+    assert sum(g.completed for g in counted) == len(f.flights) - 1
+    late = await sa.analytics(fleet_sql.fleet_stats, f.org_id, f.as_of)
+    assert [(g.flights, g.flight_hours, g.last_departed_at) for g in late] == [(0, 0.0, None)] * 3
+    with pytest.raises(BadUserInput):
+        await sa.analytics(fleet_sql.fleet_stats, f.org_id, f.as_of.replace(tzinfo=None))
 
 
 async def test_data_quality_per_flight(db: Database, fleets: dict[str, Fleet]) -> None:

@@ -19,7 +19,7 @@ from gateway.data import analytics_telemetry as tel
 from gateway.db import Database
 from gateway.errors import NotFound
 from tests.integration.analytics_data import Fleet, db, fleets, session
-from tests.integration.analytics_expected import daily, risk, stats
+from tests.integration.analytics_expected import daily, fleet_stats, risk, stats
 
 __all__ = ["db", "fleets"]  # fixtures
 
@@ -69,6 +69,11 @@ async def test_no_analytics_field_reflects_another_org(
     assert math.isclose(
         sum(d.flight_hours for d in days), sum(w["hours"] for w in want_days.values())
     )
+    since = a.as_of - timedelta(days=60)
+    assert await sa.analytics(fleet_sql.fleet_stats, b.org_id, since) == []
+    own = await sa.analytics(fleet_sql.fleet_stats, a.org_id, since)
+    assert [g.aircraft_id for g in own] == [w["id"] for w in fleet_stats(a, since)]
+    assert sum(g.flights for g in own) == len(a.flights)
     # B's session sees its own wild data, so the comparison above could fail
     sb = session(db, b)
     wild = await sb.analytics(

@@ -46,3 +46,18 @@ async def test_guarded_fields_are_the_quoted_ones() -> None:
     others |= {("aircraft", "updatedAt"), ("aircraft", "retiredAt"), ("flights", "id")}
     others |= {("flights", "status"), ("flights", "departedAt"), ("flights", "arrivedAt")}
     assert quoted == text_columns | others
+    # analytics objects: dates, times and ids, and the guarded registration
+    quoted_analytics = {
+        (kind, f)
+        for kind, fields in planned.ANALYTICS_FIELDS.items()
+        for f, e in fields.items()
+        if e.startswith("coalesce('\"'")
+    }
+    assert quoted_analytics == {
+        ("fleetDailyStats", "day"),
+        ("fleetDailyStats", "refreshedAt"),
+        ("telemetrySeries", "bucket"),
+        ("fleetStats", "aircraftId"),
+        ("fleetStats", "registration"),  # aircraft.registration, guarded above
+        ("fleetStats", "lastDepartedAt"),
+    }

@@ -514,7 +514,17 @@ STATS_FIELDS = [
 ]  # noqa: E501 - GraphQL literal
 METRIC_NAMES = ["ALTITUDE_M", "AIRSPEED_MS", "VERTICAL_SPEED_MS", "ENGINE_TEMP_C", "FUEL_FLOW_KG_H"]  # noqa: E501 - GraphQL literal
 SERIES_FIELDS = ["bucket", "count", "avg", "min", "max", "movingAverage", "__typename"]
+FLEET_STATS_FIELDS = [
+    "aircraftId",
+    "registration",
+    "flights",
+    "completed",
+    "flightHours",
+    "lastDepartedAt",
+    "__typename",
+]
 DAILY = " ".join(DAILY_FIELDS)
+FLEET_STATS = " ".join(FLEET_STATS_FIELDS)
 SERIES = " ".join(SERIES_FIELDS)
 STATS = " ".join(STATS_FIELDS)
 
@@ -590,7 +600,21 @@ def analytics_corpus(f: Fleet) -> list[tuple[str, dict[str, Any] | None, bool]]:
         " movingAverageWindow: $w, aircraftId: $a, flightId: $f, from: $from, to: $to)"
         f" {{ {SERIES} }} }} }}"
     )
+    q3 = f"query Q3($s: DateTime!) {{ analytics {{ fleetStats(since: $s) {{ {FLEET_STATS} }} }} }}"
     out: list[tuple[str, dict[str, Any] | None, bool]] = [
+        (q3, {"s": t(60)}, True),
+        (q3, {"s": t(13)}, True),  # some aircraft without flights since: zeros and null
+        (q3, {"s": "2026-01-01T00:00:00.25+05:30"}, True),
+        (q3, {"s": t(-1)}, True),  # nothing departed since: every aircraft, zeros
+        (q3, {"s": "2026-01-01T00:00:00"}, False),  # naive: BAD_USER_INPUT
+        (
+            "query($s: DateTime!) { analytics { __typename"
+            " b: fleetStats(since: $s) { r: registration flightHours ...F }"
+            ' c: fleetStats(since: "2000-01-01T00:00:00Z") { registration completed } } }'
+            " fragment F on AircraftFlightStats { flights lastDepartedAt }",
+            {"s": t(30)},
+            True,
+        ),
         (series, {"m": "ALTITUDE_M", "b": 3600, "w": 5, "a": a0, "from": t(60)}, True),
         (series, {"m": "AIRSPEED_MS", "b": 60, "f": str(fl["id"])}, True),  # open window
         (series, {"m": "ENGINE_TEMP_C", "b": 7, "w": 1000, "f": str(fl["id"])}, True),
@@ -714,6 +738,14 @@ def analytics_queries(draw: Any, f: Fleet) -> tuple[str, bool]:
     valid = True
     fields = []
     for i in range(draw(st.integers(1, 3))):
+        if draw(st.integers(0, 5)) == 0:
+            a = draw(st.integers(-5, 70))
+            since = (f.as_of - dt.timedelta(days=a)).replace(microsecond=0, tzinfo=None)
+            tz = draw(st.sampled_from(["+00:00", "+05:30", "Z", "-01:00", ""]))
+            valid = valid and tz != ""
+            sel = " ".join(draw(st.lists(st.sampled_from(FLEET_STATS_FIELDS), min_size=1)))
+            fields.append(f'f{i}: fleetStats(since: "{since.isoformat()}{tz}") {{ {sel} }}')
+            continue
         if draw(st.booleans()):
             a = draw(st.integers(-5, 70))
             span = draw(st.sampled_from([-3, -1, 0, 1, 6, 29, 60, 365, 366, 400]))

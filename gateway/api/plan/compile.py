@@ -4,9 +4,9 @@ as a tree of ``Node``s. Fields are collected and merged by response key in
 document order, as graphql-core does, so the JSON keys come out in the same
 order as the resolver path's.
 
-``analytics { ... }`` is planned for its cheap read fields
-(``fleetDailyStats``, ``telemetryStats``, ``telemetrySeries``); such a plan holds no other root
-data field, since it runs with the ``analytics`` intent.
+``analytics { ... }`` is planned for its read fields (``fleetDailyStats``,
+``fleetStats``, ``telemetryStats``, ``telemetrySeries``); such a plan holds no
+other root data field, since it runs with the ``analytics`` intent.
 
 Anything outside the subset (mutations, subscriptions, directives, unknown
 or unplanned fields, objects of more than ``MAX_KEYS`` response keys) raises
@@ -138,7 +138,7 @@ class Scalar:
 
 @dataclass(frozen=True)
 class Analytic:
-    """``Analytics.fleetDailyStats`` or ``telemetrySeries`` (lists), or
+    """``Analytics.fleetDailyStats``, ``fleetStats`` or ``telemetrySeries`` (lists), or
     ``Analytics.telemetryStats`` (one object): the data layer's statement,
     wrapped."""
 

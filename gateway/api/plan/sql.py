@@ -150,6 +150,10 @@ def _bind_analytics(p: Params, name: str, args: dict[str, Any]) -> Bound:
         start, end = args["from"], args["to"]
         analytics_data.check_days(start, end)
         return Bound(source=planned.daily_stats_source(p, org_id, start, end))
+    if name == "Analytics.fleetStats":
+        since = args["since"]
+        analytics_data.check_since(since)
+        return Bound(source=planned.fleet_stats_source(p, org_id, since))
     metric = str(getattr(args["metric"], "value", args["metric"]))
     telemetry_data.metric_column(metric)
     scope = telemetry_data.resolve_scope(
@@ -275,6 +279,8 @@ class _Emitter:
         obj = planned.text_object(parts)
         if a.kind == "fleetDailyStats":
             return planned.text_list(obj, b.source, t, f"{t}.day")
+        if a.kind == "fleetStats":
+            return planned.text_list(obj, b.source, t, f"{t}.registration")
         if a.kind == "telemetrySeries":
             limit = telemetry_data.MAX_BUCKETS
             return planned.text_list(obj, b.source, t, f"{t}.bucket", limit)
