@@ -57,7 +57,9 @@ status): their count, how many completed, their flight hours (arrived -
 departed; flights not yet arrived add none; rounded to 0.01 h) and the latest
 departure among them. Aircraft without such flights are listed with zeros.
 The statement is ``dbx_analytics.fleet_stats`` (migration 0009), an inlinable
-SQL function, so BI tools and benchmarks can call the very same SQL.
+SQL function, so BI tools and benchmarks can call the very same SQL. It picks
+rows by the transaction's org and returns nothing unless ``$1`` is that org
+(see the migration for why: a cached generic plan's estimates).
 
 Data quality: see ``gateway.data.analytics_quality``.
 
