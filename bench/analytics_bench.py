@@ -212,6 +212,8 @@ async def main() -> None:
              f'fleetDailyStats(from: "{(now - timedelta(days=120)).date()}", to: "{now.date()}")'
              " { flights }",
              fleet_sql.daily_stats_query(org, (now - timedelta(days=120)).date(), now.date())),
+            ("fleetStats 30d", f'fleetStats(since: "{start.isoformat()}") {{ flightHours }}',
+             fleet_sql.fleet_stats_query(org, start)),
             ("dataQuality", f'dataQuality(flightId: "{flight}") {{ score }}',
              quality_sql.quality_query(org, flight)),
         ]  # fmt: skip
