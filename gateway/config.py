@@ -115,6 +115,9 @@ class Settings:
     read_timeout_ms: int = 5_000
     write_timeout_ms: int = 5_000
     analytics_timeout_ms: int = 30_000
+    # DBX_ANALYTICS_CONCURRENCY: analytics transactions one worker runs on one
+    # node at once (0: no limit); the others wait, at most the analytics timeout
+    analytics_concurrency: int = 2
     connect_timeout_s: float = 2.0
     analytics_primary_fallback: bool = False
     probe_interval_s: float = 1.0
@@ -193,6 +196,7 @@ class Settings:
             read_timeout_ms=_int(env, "DBX_READ_TIMEOUT_MS", 5_000, 1, 3_600_000),
             write_timeout_ms=_int(env, "DBX_WRITE_TIMEOUT_MS", 5_000, 1, 3_600_000),
             analytics_timeout_ms=_int(env, "DBX_ANALYTICS_TIMEOUT_MS", 30_000, 1, 3_600_000),
+            analytics_concurrency=_int(env, "DBX_ANALYTICS_CONCURRENCY", 2, 0, 1000),
             connect_timeout_s=_num(env, "DBX_CONNECT_TIMEOUT_S", 2.0, 0.1, 60),
             analytics_primary_fallback=_bool(
                 env.get("DBX_ANALYTICS_PRIMARY_FALLBACK", "false"), "DBX_ANALYTICS_PRIMARY_FALLBACK"

@@ -91,6 +91,9 @@ class Database:
         self.nodes = [node("primary", "primary", settings.primary_dsn)] + [
             node(f"replica_{i}", "replica", dsn) for i, dsn in enumerate(settings.replica_dsns, 1)
         ]
+        if settings.analytics_concurrency:
+            for n in self.nodes:
+                n.analytics_slots = asyncio.Semaphore(settings.analytics_concurrency)
         self.router = Router(
             self.nodes,
             max_replica_lag_s=settings.max_replica_lag_s,
@@ -151,6 +154,42 @@ class Database:
 
     @asynccontextmanager
     async def _open(
+        self, route: Route, tenant: TenantContext, intent: Intent, min_lsn: int | None
+    ) -> AsyncIterator[TenantConnection]:
+        """A tenant transaction on ``route``'s node; analytics first take one
+        of the node's analytics slots (``DBX_ANALYTICS_CONCURRENCY``)."""
+        slots = route.node.analytics_slots if intent == "analytics" else None
+        if slots is None:
+            async with self._open_connection(route, tenant, intent, min_lsn) as conn:
+                yield conn
+            return
+        await self._analytics_slot(route.node, slots)
+        try:
+            async with self._open_connection(route, tenant, intent, min_lsn) as conn:
+                yield conn
+        finally:
+            slots.release()
+
+    async def _analytics_slot(self, node: Node, slots: asyncio.Semaphore) -> None:
+        """Wait, at most the analytics timeout, until fewer than
+        ``DBX_ANALYTICS_CONCURRENCY`` analytics transactions of this process
+        run on ``node``. More CPU-bound statements than the node has cores
+        only share its CPU out more thinly, and at a higher cost each; past a
+        few, they add no throughput, while the reads on the same replica wait."""
+        if not slots.locked():
+            await slots.acquire()  # free: no timer
+            return
+        node.analytics_waiting += 1
+        try:
+            async with asyncio.timeout(self.settings.analytics_timeout_ms / 1000):
+                await slots.acquire()
+        except TimeoutError:
+            raise Timeout("Too many analytics queries are running; retry later") from None
+        finally:
+            node.analytics_waiting -= 1
+
+    @asynccontextmanager
+    async def _open_connection(
         self, route: Route, tenant: TenantContext, intent: Intent, min_lsn: int | None
     ) -> AsyncIterator[TenantConnection]:
         node = route.node

@@ -79,6 +79,10 @@ class Node:
     in_use: int = 0
     pool_waiting: int = 0
     excluded_reason: str | None = None  # e.g. "replica not in recovery"
+    # analytics transactions this process may run on the node at once (None:
+    # no limit) and how many wait for one of those slots
+    analytics_slots: asyncio.Semaphore | None = None
+    analytics_waiting: int = 0
 
     @property
     def connect_dsn(self) -> str:

@@ -56,14 +56,15 @@ class Router:
                 continue
             out.append(n)
         # Known to have replayed far enough first (a paused replica last),
-        # then fewest connections in use, lower lag (to 0.1 s), then at random:
+        # then fewest connections in use or analytics waiting for a slot,
+        # lower lag (to 0.1 s), then at random:
         # a fixed rotation would lock onto one replica whenever a request
         # makes an even number of reads.
         out.sort(
             key=lambda n: (
                 min_lsn is not None and (n.health.wal_lsn or 0) < min_lsn,
                 min_lsn is not None and n.health.replay_paused,
-                n.in_use,
+                n.in_use + n.analytics_waiting,
                 round(n.health.lag_s or 0.0, 1),
                 random.random(),
             )

@@ -1,0 +1,103 @@
+"""``DBX_ANALYTICS_CONCURRENCY``: how many analytics transactions one worker
+runs on one node at once. The others wait for a slot (at most the analytics
+timeout, then ``TIMEOUT``); reads are not limited by it; 0 lifts the limit.
+Against the real stack (two replicas behind PgBouncer)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from gateway.auth import Principal
+from gateway.config import Settings
+from gateway.db.connection import TenantConnection
+from gateway.errors import Timeout
+from tests.integration.dbx_fixtures import running, tuned
+
+FAST: dict[str, Any] = {"probe_interval_s": 0.2, "connect_timeout_s": 2.0}
+
+
+class Peak:
+    """Transactions running at once, per node, at their highest."""
+
+    def __init__(self) -> None:
+        self.now: Counter[str] = Counter()
+        self.high: Counter[str] = Counter()
+        self.idle_started = 0
+        self.two_idle = asyncio.Event()
+
+    async def hold(self, conn: TenantConnection, seconds: float) -> str:
+        node = conn.node_name
+        self.now[node] += 1
+        self.high[node] = max(self.high[node], self.now[node])
+        try:
+            await conn.fetchval("select pg_sleep($1)", seconds)
+        finally:
+            self.now[node] -= 1
+        return node
+
+    async def idle(self, conn: TenantConnection, seconds: float) -> str:
+        """Holds the transaction open without a statement running (so no
+        statement timeout ends it)."""
+        node = conn.node_name
+        self.now[node] += 1
+        try:
+            await conn.fetchval("select 1")
+            self.idle_started += 1
+            if self.idle_started == 2:
+                self.two_idle.set()
+            await asyncio.sleep(seconds)
+        finally:
+            self.now[node] -= 1
+        return node
+
+
+def principal() -> Principal:
+    return Principal(org_id=uuid.uuid4(), subject="concurrency-test", roles=frozenset({"admin"}))
+
+
+async def test_analytics_wait_for_a_slot_per_node_and_reads_do_not(settings: Settings) -> None:
+    async with running(tuned(settings, FAST, analytics_concurrency=2)) as db:
+        session = db.session(principal())
+        peak = Peak()
+        t0 = time.monotonic()
+        nodes = await asyncio.gather(*(session.analytics(peak.hold, 0.2) for _ in range(12)))
+        elapsed = time.monotonic() - t0
+        assert set(nodes) == {"replica_1", "replica_2"}, nodes
+        assert max(peak.high.values()) == 2, peak.high
+        # 12 transactions, 4 at a time: three waves of 0.2 s at least
+        assert elapsed >= 0.55, elapsed
+        reads = Peak()
+        await asyncio.gather(*(session.read(reads.hold, 0.2) for _ in range(12)))
+        assert max(reads.high.values()) > 2, reads.high
+
+
+async def test_a_slot_is_waited_for_at_most_the_analytics_timeout(settings: Settings) -> None:
+    overrides = {"analytics_concurrency": 1, "analytics_timeout_ms": 2_000}
+    async with running(tuned(settings, FAST, **overrides)) as db:
+        session = db.session(principal())
+        peak = Peak()
+        holders = [asyncio.create_task(session.analytics(peak.idle, 3.0)) for _ in range(2)]
+        await asyncio.wait_for(peak.two_idle.wait(), 10)
+        t0 = time.monotonic()
+        with pytest.raises(Timeout):
+            await db.session(principal()).analytics(peak.hold, 0.0)
+        waited = time.monotonic() - t0
+        assert 1.9 <= waited < 3.0, waited
+        # the holders were not disturbed, and their slots are free again
+        assert sorted(await asyncio.gather(*holders)) == ["replica_1", "replica_2"]
+        assert await session.analytics(peak.hold, 0.0) in {"replica_1", "replica_2"}
+
+
+async def test_zero_lifts_the_limit(settings: Settings) -> None:
+    async with running(tuned(settings, FAST, analytics_concurrency=0)) as db:
+        peak = Peak()
+        session = db.session(principal())
+        await asyncio.gather(*(session.analytics(peak.hold, 0.2) for _ in range(12)))
+        assert max(peak.high.values()) > 2, peak.high
+        assert all(n.analytics_slots is None for n in db.nodes)
