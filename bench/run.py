@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import signal
 import sys
 import time
@@ -154,6 +155,22 @@ def measure_http(
     return m
 
 
+# DBX_* variables that carry secrets or addresses: never in a report
+UNREPORTED = ("DSN", "SECRET", "KEY", "PASSWORD", "TOKEN")
+
+
+def dbx_settings() -> str:
+    """"its default settings", or the DBX_* variables this run changed."""
+    changed = sorted(
+        f"`{k}={v}`"
+        for k, v in os.environ.items()
+        if k.startswith("DBX_") and not any(word in k for word in UNREPORTED)
+    )
+    if not changed:
+        return "its default settings"
+    return "its default settings except " + ", ".join(changed)
+
+
 def settings_lines(a: argparse.Namespace, target: str) -> list[str]:
     return [
         f"- wrk: {a.threads} threads, {a.connections} connections, {a.seconds:.0f} s per cell"
@@ -162,7 +179,7 @@ def settings_lines(a: argparse.Namespace, target: str) -> list[str]:
         f"- each cell in {a.rounds} round(s) of {a.seconds / a.rounds:.0f} s, the servers'"
         " order reversed every round; rates are over all rounds, p50/p99 the rounds'"
         " percentiles weighted by their answered requests",
-        f"- DBX: `dbx-gateway serve --workers {a.workers}` with its default settings"
+        f"- DBX: `dbx-gateway serve --workers {a.workers}` with {dbx_settings()}"
         " (reads routed to the replicas through PgBouncer)",
         f"- PostGraphile v5: {a.workers} node:cluster processes, pool {a.pool} each, as"
         f" `dbx_gateway` through {target}; `pgSettings` from the request's JWT"
