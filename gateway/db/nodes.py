@@ -176,11 +176,18 @@ class Node:
         }
 
     def pool_stats(self) -> dict[str, int]:
+        analytics = self.analytics_waiting  # for an analytics slot (DBX_ANALYTICS_CONCURRENCY)
         if self.pool is None:
-            return {"size": 0, "in_use": 0, "idle": 0, "waiting": 0}
+            return {"size": 0, "in_use": 0, "idle": 0, "waiting": 0, "analytics_waiting": analytics}
         size = self.pool.get_size()
         idle = self.pool.get_idle_size()
-        return {"size": size, "in_use": size - idle, "idle": idle, "waiting": self.pool_waiting}
+        return {
+            "size": size,
+            "in_use": size - idle,
+            "idle": idle,
+            "waiting": self.pool_waiting,
+            "analytics_waiting": analytics,
+        }
 
     async def close(self) -> None:
         if self.pool is not None:

@@ -250,6 +250,11 @@ class GatewayMetrics:
         in_use = Gauge("dbx_pool_in_use", "Pooled connections checked out.", ("node",))
         idle = Gauge("dbx_pool_idle", "Pooled connections idle.", ("node",))
         waiting = Gauge("dbx_pool_waiting", "Requests waiting for a pooled connection.", ("node",))
+        analytics = Gauge(
+            "dbx_analytics_waiting",
+            "Analytics transactions waiting for a slot (DBX_ANALYTICS_CONCURRENCY).",
+            ("node",),
+        )
         replicas = Gauge("dbx_replicas_available", "Replicas up with a closed breaker.")
         available = 0
         for d in db_nodes:
@@ -269,12 +274,13 @@ class GatewayMetrics:
                     (in_use, "in_use"),
                     (idle, "idle"),
                     (waiting, "waiting"),
+                    (analytics, "analytics_waiting"),
                 ):
                     v = pool.get(key)
                     if isinstance(v, int | float):
                         gauge.samples.append(((name,), float(v)))
         replicas.samples.append(((), float(available)))
-        return [up, breaker, lag, size, in_use, idle, waiting, replicas]
+        return [up, breaker, lag, size, in_use, idle, waiting, analytics, replicas]
 
     def render(self, db_nodes: list[dict[str, object]]) -> str:
         lines: list[str] = []

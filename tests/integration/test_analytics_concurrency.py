@@ -85,9 +85,14 @@ async def test_a_slot_is_waited_for_at_most_the_analytics_timeout(settings: Sett
         holders = [asyncio.create_task(session.analytics(peak.idle, 3.0)) for _ in range(2)]
         await asyncio.wait_for(peak.two_idle.wait(), 10)
         t0 = time.monotonic()
+        late = asyncio.create_task(db.session(principal()).analytics(peak.hold, 0.0))
+        await asyncio.sleep(0.3)
+        # what /metrics reports as dbx_analytics_waiting
+        assert sum(n.pool_stats()["analytics_waiting"] for n in db.nodes) == 1
         with pytest.raises(Timeout):
-            await db.session(principal()).analytics(peak.hold, 0.0)
+            await late
         waited = time.monotonic() - t0
+        assert sum(n.pool_stats()["analytics_waiting"] for n in db.nodes) == 0
         assert 1.9 <= waited < 3.0, waited
         # the holders were not disturbed, and their slots are free again
         assert sorted(await asyncio.gather(*holders)) == ["replica_1", "replica_2"]

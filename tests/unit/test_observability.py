@@ -50,6 +50,7 @@ FAMILIES = {
     "dbx_pool_in_use": "gauge",
     "dbx_pool_idle": "gauge",
     "dbx_pool_waiting": "gauge",
+    "dbx_analytics_waiting": "gauge",
     "dbx_replicas_available": "gauge",
 }
 
@@ -216,7 +217,7 @@ NODES: list[dict[str, object]] = [
         "state": "down",
         "breaker": "open",
         "lag_s": 1.5,
-        "pool": {"size": 2, "in_use": 2, "idle": 0, "waiting": 4},
+        "pool": {"size": 2, "in_use": 2, "idle": 0, "waiting": 4, "analytics_waiting": 3},
     },
     {
         "name": "replica_2",
@@ -255,6 +256,7 @@ def test_metrics_text_parses_and_has_every_family() -> None:
     assert samples[("dbx_breaker_open", (("node", "replica_1"),))] == 1
     assert samples[("dbx_replica_lag_seconds", (("node", "replica_1"),))] == 1.5
     assert samples[("dbx_pool_waiting", (("node", "replica_1"),))] == 4
+    assert samples[("dbx_analytics_waiting", (("node", "replica_1"),))] == 3
     assert samples[("dbx_replicas_available", ())] == 1
     assert samples[("dbx_ingest_missing_partition_total", ())] == 1
     assert samples[("dbx_sql_errors_total", (("intent", "read"), ("node", "replica_2")))] == 1
