@@ -83,41 +83,41 @@ def _json(expr: str) -> str:
     return f"coalesce(to_json({expr})::text, 'null')"
 
 
-def _quoted(expr: str) -> str:
+def string_text(expr: str) -> str:
     """JSON text of a value whose text needs no escaping (uuids, upper-case
-    enum labels, timestamps, and the codes the tables' check constraints
-    hold to ``[A-Z0-9-]``), ``null`` for NULL."""
+    enum labels, dates, timestamps, and the codes the tables' check
+    constraints hold to ``[A-Z0-9-]``), ``null`` for NULL."""
     return f"coalesce('\"' || {expr} || '\"', 'null')"
 
 
-def _integer(expr: str) -> str:
+def int_text(expr: str) -> str:
     return f"coalesce(({expr})::text, 'null')"
 
 
 # GraphQL field name -> JSON text expression over a row alias ``{t}``.
 AIRCRAFT_FIELDS: dict[str, str] = {
-    "id": _quoted("{t}.id::text"),
-    "registration": _quoted("{t}.registration"),  # ^[A-Z0-9][A-Z0-9-]{1,9}$
+    "id": string_text("{t}.id::text"),
+    "registration": string_text("{t}.registration"),  # ^[A-Z0-9][A-Z0-9-]{1,9}$
     "manufacturer": _json("{t}.manufacturer"),
     "model": _json("{t}.model"),
     "serialNumber": _json("{t}.serial_number"),
-    "status": _quoted("upper({t}.status)"),
+    "status": string_text("upper({t}.status)"),
     "specs": _json("{t}.specs"),
     "totalFlightHours": _json("{t}.total_flight_hours::float8"),
-    "version": _integer("{t}.version"),
-    "createdAt": _quoted(timestamp("{t}.created_at")),
-    "updatedAt": _quoted(timestamp("{t}.updated_at")),
-    "retiredAt": _quoted(timestamp("{t}.retired_at")),
+    "version": int_text("{t}.version"),
+    "createdAt": string_text(timestamp("{t}.created_at")),
+    "updatedAt": string_text(timestamp("{t}.updated_at")),
+    "retiredAt": string_text(timestamp("{t}.retired_at")),
 }
 FLIGHT_FIELDS: dict[str, str] = {
-    "id": _quoted("{t}.id::text"),
-    "flightNumber": _quoted("{t}.flight_number"),  # ^[A-Z0-9]{2,8}$
-    "origin": _quoted("{t}.origin"),  # ^[A-Z]{4}$
-    "destination": _quoted("{t}.destination"),  # ^[A-Z]{4}$
-    "departedAt": _quoted(timestamp("{t}.departed_at")),
-    "arrivedAt": _quoted(timestamp("{t}.arrived_at")),
-    "status": _quoted("upper({t}.status)"),
-    "version": _integer("{t}.version"),
+    "id": string_text("{t}.id::text"),
+    "flightNumber": string_text("{t}.flight_number"),  # ^[A-Z0-9]{2,8}$
+    "origin": string_text("{t}.origin"),  # ^[A-Z]{4}$
+    "destination": string_text("{t}.destination"),  # ^[A-Z]{4}$
+    "departedAt": string_text(timestamp("{t}.departed_at")),
+    "arrivedAt": string_text(timestamp("{t}.arrived_at")),
+    "status": string_text("upper({t}.status)"),
+    "version": int_text("{t}.version"),
 }
 FIELDS: dict[Kind, dict[str, str]] = {"aircraft": AIRCRAFT_FIELDS, "flight": FLIGHT_FIELDS}
 
@@ -230,15 +230,6 @@ def float_text(expr: str) -> str:
         f" else {v}::text::numeric::text end"
         f" else regexp_replace({v}::text, 'e([+-])0+(?=[0-9])', 'e\\1') end"
     )
-
-
-def int_text(expr: str) -> str:
-    return f"coalesce(({expr})::text, 'null')"
-
-
-def string_text(expr: str) -> str:
-    """A JSON string of text known to need no escaping (dates, times)."""
-    return f"coalesce('\"' || {expr} || '\"', 'null')"
 
 
 # GraphQL field name -> JSON text expression over the data statement's row ``{t}``.

@@ -1,5 +1,5 @@
 """Planned reads write some text columns into JSON without escaping them
-(``gateway.data.planned._quoted``): that is only sound while the tables'
+(``gateway.data.planned.string_text``): that is only sound while the tables'
 check constraints keep those columns to ``[A-Z0-9-]``. This fails the
 moment a migration loosens one of them, or a field starts being written
 unescaped without being listed here."""
