@@ -1,8 +1,8 @@
 """The ``Analytics`` root type, served by replicas (intent ``analytics``):
 fleet risk, maintenance forecast, telemetry statistics and series, daily
-fleet statistics, fleet flight statistics, per-flight data quality. Every field runs one
-``gateway.data`` function through ``info.context.db.analytics``; input limits
-are checked before any SQL runs and fail with ``BAD_USER_INPUT``.
+fleet statistics, fleet flight statistics, per-flight data quality. Every
+field runs one ``gateway.data`` function through ``info.context.db.analytics``;
+input limits are checked before any SQL runs and fail with ``BAD_USER_INPUT``.
 
 Must not: write SQL (``gateway.data.analytics*``), or read through ``.read``
 or ``.write`` (analytics must never load the primary unless configured).

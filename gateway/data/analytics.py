@@ -1,8 +1,8 @@
 """Fleet analytics SQL: risk profile, maintenance forecast, daily fleet
-statistics, fleet flight statistics and per-flight data quality (telemetry statistics and series are
-in ``gateway.data.analytics_telemetry``). Every statement filters
-``org_id = $1`` explicitly; row-level security is the second wall. The daily
-statistics come from a materialized view that only
+statistics, fleet flight statistics and per-flight data quality (telemetry
+statistics and series are in ``gateway.data.analytics_telemetry``). Every
+statement filters ``org_id = $1`` explicitly; row-level security is the
+second wall. The daily statistics come from a materialized view that only
 ``dbx_analytics.daily_fleet_stats_of_org`` may read (see migration 0007).
 
 Fleet risk score (0-100)

@@ -159,16 +159,14 @@ class Database:
         """A tenant transaction on ``route``'s node; analytics first take one
         of the node's analytics slots (``DBX_ANALYTICS_CONCURRENCY``)."""
         slots = route.node.analytics_slots if intent == "analytics" else None
-        if slots is None:
-            async with self._open_connection(route, tenant, intent, min_lsn) as conn:
-                yield conn
-            return
-        await self._analytics_slot(route.node, slots)
+        if slots is not None:
+            await self._analytics_slot(route.node, slots)
         try:
             async with self._open_connection(route, tenant, intent, min_lsn) as conn:
                 yield conn
         finally:
-            slots.release()
+            if slots is not None:
+                slots.release()
 
     async def _analytics_slot(self, node: Node, slots: asyncio.Semaphore) -> None:
         """Wait, at most the analytics timeout, until fewer than

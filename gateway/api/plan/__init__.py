@@ -4,7 +4,8 @@ connection and related fields; or ``analytics`` with its ``fleetDailyStats``,
 ``fleetStats``, ``telemetryStats`` and ``telemetrySeries``) is answered by one
 SQL statement that builds the response JSON in PostgreSQL. ``compile`` turns
 a selection into a plan tree, ``sql`` binds arguments and writes the
-statement, ``run`` caches plans and executes them. Everything else goes to the resolvers.
+statement, ``run`` caches plans and executes them. Everything else goes to
+the resolvers.
 
 Must not: open connections (``gateway.db``) or hold SQL pieces of its own
 domain tables (``gateway.data.planned``).
