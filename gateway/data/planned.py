@@ -325,26 +325,64 @@ def telemetry_series_source(
     return _renumbered(p, q.sql, q.args)
 
 
-def text_object(parts: Sequence[tuple[str, str]]) -> str:
+class Chain(str):
+    """SQL text of a concatenation that yields JSON text, with its pieces:
+    ``(True, json)`` a constant, ``(False, sql)`` an expression. Nesting one
+    in another splices the pieces and merges neighbouring constants: each
+    ``||`` copies the whole text to its left, so a list written as
+    ``'{"k":' || (select '[' || agg || ']') || '}'`` and wrapped in two more
+    objects was copied six times, each copy a fresh allocation in the
+    backend; spliced it is ``'{"a":{"b":{"k":[' || (select agg) || ']}}}'``,
+    copied twice."""
+
+    parts: tuple[tuple[bool, str], ...]
+
+
+def chain(pieces: Sequence[tuple[bool, str] | str]) -> Chain:
+    """A ``Chain`` of JSON text constants, ``Chain`` values (spliced) and
+    other SQL expressions (a ``str``), in order."""
+    parts: list[tuple[bool, str]] = []
+    for piece in pieces:
+        for is_const, text in _pieces(piece):
+            if is_const and parts and parts[-1][0]:
+                parts[-1] = (True, parts[-1][1] + text)
+            else:
+                parts.append((is_const, text))
+    sql = " || ".join(literal(text) if is_const else text for is_const, text in parts)
+    out = Chain(sql if len(parts) == 1 else f"({sql})")
+    out.parts = tuple(parts)
+    return out
+
+
+def _pieces(piece: tuple[bool, str] | str) -> Sequence[tuple[bool, str]]:
+    if isinstance(piece, Chain):
+        return piece.parts
+    if isinstance(piece, tuple):
+        return (piece,)
+    return ((False, piece),)
+
+
+def text_object(parts: Sequence[tuple[str, str]]) -> Chain:
     """Compact JSON object text from (GraphQL name, JSON text expression)."""
-    if not parts:
-        return "'{}'"
-    pieces = []
+    pieces: list[tuple[bool, str] | str] = []
     for i, (key, value) in enumerate(parts):
-        pieces.append(("'{" if i == 0 else "',") + f'"{key}":\' || {value}')
-    return "(" + " || ".join(pieces) + " || '}')"
+        pieces += [(True, ("{" if i == 0 else ",") + f'"{key}":'), value]
+    pieces.append((True, "}" if parts else "{}"))
+    return chain(pieces)
 
 
-def text_list(item: str, source: str, t: str, order: str, max_rows: int | None = None) -> str:
+def text_list(item: str, source: str, t: str, order: str, max_rows: int | None = None) -> Chain:
     """Compact JSON array text of ``item`` over the rows of ``source``; more
-    than ``max_rows`` rows (the resolver's error) fail the statement."""
-    agg = f"'[' || coalesce(string_agg({item}, ',' order by {order}), '') || ']'"
+    than ``max_rows`` rows (the resolver's error) fail the statement. The
+    brackets stay outside the subquery (an aggregate: always one row), so
+    an enclosing object merges them with its own constants."""
+    agg = f"coalesce(string_agg({item}, ',' order by {order}), '')"
     if max_rows is not None:
         agg = (
             f"case when count(*) > {int(max_rows)}"
             f" then ('not planned: ' || count(*)::text)::int::text else {agg} end"
         )
-    return f"(select {agg} from ({source}) {t})"
+    return chain([(True, "["), f"(select {agg} from ({source}) {t})", (True, "]")])
 
 
 def text_row(item: str, source: str, t: str, cond: str = "true") -> str:
@@ -370,9 +408,9 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def json_string(text: str) -> str:
+def json_string(text: str) -> Chain:
     """JSON text of a string constant (a GraphQL name)."""
-    return literal(f'"{text}"')
+    return chain([(True, f'"{text}"')])
 
 
 def root_statement(obj: str) -> str:
@@ -414,13 +452,14 @@ def page_object(obj: str, source: str, t: str) -> str:
     return f"(select {obj} from ({source}) {t})"
 
 
-def page_edges(edge: str, t: str, size_param: str) -> str:
+def page_edges(edge: str, t: str, size_param: str) -> Chain:
     """The page's first ``size`` rows as a JSON array of ``edge``; the
     page source reads one row more, for ``hasNextPage``."""
-    return (
-        f"'[' || coalesce(string_agg({edge}, ',' order by {t}.dbx_rn)"
-        f" filter (where {t}.dbx_rn <= {size_param}), '') || ']'"
+    agg = (
+        f"coalesce(string_agg({edge}, ',' order by {t}.dbx_rn)"
+        f" filter (where {t}.dbx_rn <= {size_param}), '')"
     )
+    return chain([(True, "["), agg, (True, "]")])
 
 
 def page_has_next(size_param: str) -> str:
