@@ -190,10 +190,14 @@ def count_source(kind: Kind, cond: Sequence[str]) -> str:
 
 
 async def fetch_json(conn: TenantConnection, sql: str, values: Sequence[Any]) -> str | None:
-    """Run a planned statement; its single value is the response's JSON text
-    (None: the statement declined, the resolver path answers)."""
-    value = await conn.fetchval(sql, *values)
-    return None if value is None else str(value)
+    """Run a planned statement; its row's values, joined, are the response's
+    JSON text (None: no row or a NULL, the statement declined; the resolver
+    path answers)."""
+    row = await conn.fetchrow(sql, *values)
+    if row is None:
+        return None
+    parts = tuple(row)  # (``in`` on a Record tests its column names)
+    return None if None in parts else "".join(parts)
 
 
 # -- analytics ----------------------------------------------------------------
@@ -413,16 +417,24 @@ def json_string(text: str) -> Chain:
     return chain([(True, f'"{text}"')])
 
 
+def _columns(obj: str) -> str:
+    """The pieces of the ``data`` object's text as columns, in order: joined
+    by ``fetch_json``, not by ``||`` (which would copy the whole text once
+    more per piece after the first)."""
+    return ", ".join(literal(text) if is_const else text for is_const, text in _pieces(obj))
+
+
 def root_statement(obj: str) -> str:
-    """The statement: the response's ``data`` object. ``$1`` (the org) is
-    referenced even when no table is read (``{ __typename }``)."""
-    return f"select {obj} where $1::uuid is not null"
+    """The statement: one row, the pieces of the response's ``data`` object.
+    ``$1`` (the org) is referenced even when no table is read
+    (``{ __typename }``)."""
+    return f"select {_columns(obj)} where $1::uuid is not null"
 
 
 def analytics_statement(text_obj: str) -> str:
-    """The statement for an ``analytics`` root: NULL (the resolvers answer)
+    """The statement for an ``analytics`` root: no row (the resolvers answer)
     unless the session prints shortest floats, which ``float_text`` needs."""
-    return f"select case when {SHORTEST_FLOATS} then {text_obj} end where $1::uuid is not null"
+    return f"select {_columns(text_obj)} where {SHORTEST_FLOATS} and $1::uuid is not null"
 
 
 def as_text(param: str) -> str:

@@ -3,18 +3,29 @@
 in PostgreSQL over edges of every branch (zero and negative zero, the 1e-5,
 1e-4, 1e15 and 1e16 boundaries, subnormals, integral values, long
 fractions), and over random floats; values it must not write (1e16 and up,
-non-finite) fail the statement."""
+non-finite) fail the statement. Also how ``fetch_json`` joins a
+statement's pieces, and when it declines."""
 
 from __future__ import annotations
 
 import math
 import random
+import uuid
 
 import asyncpg
 import orjson
 import pytest
 
-from gateway.data.planned import float_text
+from gateway.data.planned import (
+    analytics_statement,
+    fetch_json,
+    float_text,
+    int_text,
+    json_string,
+    root_statement,
+    text_list,
+    text_object,
+)
 
 EDGES = [
     0.0, -0.0, 1.0, -1.0, 123.0, 0.1, 1 / 3, -2 / 3, 1e-4, 9.999999999999999e-05, 1e-5,
@@ -60,3 +71,24 @@ async def test_values_it_must_not_write_fail_the_statement(
 ) -> None:
     with pytest.raises(asyncpg.PostgresError):
         await written(conn, [bad])
+
+
+async def test_statements_answer_joined_or_decline(conn: asyncpg.Connection) -> None:
+    """A planned statement's row holds the pieces of the ``data`` text, which
+    ``fetch_json`` joins; without shortest floats (analytics) there is no
+    row, and a NULL piece declines too: the resolvers answer then."""
+    org = uuid.uuid4()
+    obj = text_object([("v", float_text("$2::float8")), ("n", json_string("X"))])
+    ints = text_list(int_text("t.x"), "select 1 as x", "t", "t.x")
+    nested = text_object([("a", obj), ("b", ints)])
+    # spliced, neighbouring constants merged into one literal
+    assert """'{"a":{"v":'""" in nested and """',"n":"X"},"b":['""" in nested
+    sql = analytics_statement(nested)
+    assert await fetch_json(conn, sql, [org, 0.1]) == '{"a":{"v":0.1,"n":"X"},"b":[1]}'
+    assert await fetch_json(conn, root_statement(obj), [org, None]) == '{"v":null,"n":"X"}'
+    assert await fetch_json(conn, root_statement("null::text"), [org]) is None
+    await conn.execute("set extra_float_digits = 0")
+    try:
+        assert await fetch_json(conn, sql, [org, 0.1]) is None
+    finally:
+        await conn.execute("set extra_float_digits = 1")
