@@ -120,6 +120,10 @@ class Settings:
     analytics_concurrency: int = 2
     connect_timeout_s: float = 2.0
     analytics_primary_fallback: bool = False
+    # DBX_ANALYTICS_REPLICAS: the replicas analytics prefer (``replica_N``, N
+    # the place in DBX_REPLICA_DSNS); the others serve them only when none of
+    # these may. Empty: every replica alike.
+    analytics_replicas: tuple[str, ...] = ()
     probe_interval_s: float = 1.0
     breaker_cooldown_s: float = 2.0
     consistency_wait_ms: int = 200
@@ -145,6 +149,13 @@ class Settings:
             raise ConfigError("set DBX_JWT_SECRET or DBX_JWT_PUBLIC_KEY_FILE")
         if self.jwt_secret is not None and len(self.jwt_secret) < 32:
             raise ConfigError("DBX_JWT_SECRET must be at least 32 characters")
+        names = {f"replica_{i}" for i in range(1, len(self.replica_dsns) + 1)}
+        unknown = sorted(set(self.analytics_replicas) - names)
+        if unknown:
+            raise ConfigError(
+                f"DBX_ANALYTICS_REPLICAS names {', '.join(unknown)}; the replicas are"
+                f" {', '.join(sorted(names)) or 'none'} (replica_N: the Nth of DBX_REPLICA_DSNS)"
+            )
 
     @property
     def is_prod(self) -> bool:
@@ -200,6 +211,9 @@ class Settings:
             connect_timeout_s=_num(env, "DBX_CONNECT_TIMEOUT_S", 2.0, 0.1, 60),
             analytics_primary_fallback=_bool(
                 env.get("DBX_ANALYTICS_PRIMARY_FALLBACK", "false"), "DBX_ANALYTICS_PRIMARY_FALLBACK"
+            ),
+            analytics_replicas=tuple(
+                n.strip() for n in env.get("DBX_ANALYTICS_REPLICAS", "").split(",") if n.strip()
             ),
             probe_interval_s=_num(env, "DBX_PROBE_INTERVAL_S", 1.0, 0.05, 60),
             breaker_cooldown_s=_num(env, "DBX_BREAKER_COOLDOWN_S", 2.0, 0.05, 600),

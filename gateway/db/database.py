@@ -98,6 +98,7 @@ class Database:
             self.nodes,
             max_replica_lag_s=settings.max_replica_lag_s,
             analytics_primary_fallback=settings.analytics_primary_fallback,
+            analytics_replicas=settings.analytics_replicas,
         )
         self.probe = HealthProbe(
             self.nodes, interval_s=settings.probe_interval_s, timeout_s=settings.connect_timeout_s

@@ -3,7 +3,9 @@
 - ``write``: the primary, always.
 - ``read``: a usable replica within the lag limit (fewest connections in use,
   then lowest lag); the primary when none may serve.
-- ``analytics``: replicas only; the primary only when configured to.
+- ``analytics``: replicas only, those of ``DBX_ANALYTICS_REPLICAS`` first
+  (the others only when none of those may serve); the primary only when
+  configured to.
 
 A request carrying a consistency token needs a replica whose replay position
 has reached it; that check is made on the chosen connection itself (see
@@ -40,11 +42,13 @@ class Router:
         *,
         max_replica_lag_s: float,
         analytics_primary_fallback: bool,
+        analytics_replicas: Sequence[str] = (),
     ) -> None:
         self.primary = next(n for n in nodes if n.role == "primary")
         self.replicas = [n for n in nodes if n.role == "replica"]
         self.max_replica_lag_s = max_replica_lag_s
         self.analytics_primary_fallback = analytics_primary_fallback
+        self.analytics_replicas = frozenset(analytics_replicas)
 
     def eligible_replicas(self, min_lsn: int | None = None) -> list[Node]:
         out = []
@@ -76,10 +80,17 @@ class Router:
         if intent == "write":
             return [Route(self.primary, "write", 0.0)] if self.primary.usable else []
         replicas = self.eligible_replicas(min_lsn)
-        out = [
-            Route(n, "consistent-replica" if min_lsn else "replica", n.health.lag_s)
-            for n in replicas
-        ]
+        reason = "consistent-replica" if min_lsn else "replica"
+        out = [Route(n, reason, n.health.lag_s) for n in replicas]
+        if intent == "analytics" and self.analytics_replicas:
+            # a stable sort: each group keeps the order above
+            out.sort(key=lambda r: r.node.name not in self.analytics_replicas)
+            out = [
+                r
+                if r.node.name in self.analytics_replicas
+                else Route(r.node, "replica-after-analytics-replicas", r.lag_s)
+                for r in out
+            ]
         fallback = intent == "read" or self.analytics_primary_fallback
         if fallback and self.primary.usable:
             reason = "primary-fallback" if not replicas else "primary-after-replicas"

@@ -103,6 +103,25 @@ async def test_reads_and_analytics_run_on_replicas_writes_on_primary(
     assert written == ("primary", 55432)
 
 
+async def test_analytics_prefer_their_replicas_and_fall_back_to_the_others(
+    settings: Settings, org: uuid.UUID, nodes: Any
+) -> None:
+    async with running(fast(settings, analytics_replicas=("replica_2",))) as db:
+        session = db.session(principal(org))
+        analytics = Counter([(await session.analytics(where))[0] for _ in range(20)])
+        reads = Counter([(await session.read(where))[0] for _ in range(60)])
+        assert analytics == {"replica_2": 20}, analytics
+        assert set(reads) == {"replica_1", "replica_2"}, reads  # reads are not pinned
+        await nodes.stop("replica_2")
+        await wait_until(lambda: not db.nodes[2].usable, timeout=5)
+        spilled = Counter([(await session.analytics(where))[0] for _ in range(10)])
+        assert spilled == {"replica_1": 10}, spilled
+        await nodes.start("replica_2")
+        await wait_until(lambda: db.nodes[2].usable, timeout=20)
+        back = Counter([(await session.analytics(where))[0] for _ in range(10)])
+        assert back == {"replica_2": 10}, back
+
+
 async def test_replica_killed_under_load_loses_no_request_and_is_used_again(
     db: Database, org: uuid.UUID, nodes: Any
 ) -> None:

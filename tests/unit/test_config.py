@@ -42,6 +42,16 @@ def test_bad_value_raises_config_error(tmp_path: Path, name: str, value: str) ->
         Settings.from_env(env(tmp_path, **{name: value}))
 
 
+def test_analytics_replicas_must_name_configured_replicas(tmp_path: Path) -> None:
+    two = {"DBX_REPLICA_DSNS": f"{DSN},{DSN}"}
+    s = Settings.from_env(env(tmp_path, **two, DBX_ANALYTICS_REPLICAS=" replica_2 ,"))
+    assert s.analytics_replicas == ("replica_2",)
+    assert Settings.from_env(env(tmp_path, **two)).analytics_replicas == ()
+    for bad in ("replica_3", "replica_0", "replica_1,primary", "2"):
+        with pytest.raises(ConfigError, match="DBX_ANALYTICS_REPLICAS"):
+            Settings.from_env(env(tmp_path, **two, DBX_ANALYTICS_REPLICAS=bad))
+
+
 def test_pool_min_above_max_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="POOL_MIN"):
         Settings.from_env(env(tmp_path, DBX_POOL_MIN_SIZE="9", DBX_POOL_MAX_SIZE="4"))
