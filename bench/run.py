@@ -160,7 +160,7 @@ UNREPORTED = ("DSN", "SECRET", "KEY", "PASSWORD", "TOKEN")
 
 
 def dbx_settings() -> str:
-    """"its default settings", or the DBX_* variables this run changed."""
+    """The DBX_* variables this run changed, or "its default settings"."""
     changed = sorted(
         f"`{k}={v}`"
         for k, v in os.environ.items()

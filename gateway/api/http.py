@@ -132,7 +132,11 @@ class GraphQLHttp:
         if self.planner is not None and op_type is OperationType.QUERY:
             # One statement builds the whole `data` JSON; None: resolvers answer.
             text = await self.planner.execute(
-                session, principal, op, prepared.document, self.obs  # type: ignore[arg-type]
+                session,
+                principal,
+                op,
+                prepared.document,  # type: ignore[arg-type]
+                self.obs,
             )
             if text is not None:
                 return {"data": orjson.Fragment(text)}, 200

@@ -68,9 +68,7 @@ async def test_timed_out_planned_analytics_field_is_not_run_again(
         tx = owner.transaction()
         await tx.start()
         try:
-            await owner.execute(
-                "lock table dbx_aviation.flight_telemetry in access exclusive mode"
-            )
+            await owner.execute("lock table dbx_aviation.flight_telemetry in access exclusive mode")
             planned = await tp.call_raw(tp.planned, principal, QUERY)
             on_planned_path = len(seen.analytics())
             resolved = await tp.call_raw(tp.resolved, principal, QUERY)

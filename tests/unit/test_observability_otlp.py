@@ -357,9 +357,9 @@ def test_plain_spans_of_every_value_shape_encode_as_the_sdk() -> None:
     ]
     encoder = SpanEncoder()
     for _ in range(2):  # from the caches the second time
-        assert ExportTraceServiceRequest.FromString(
-            encoder.encode_request(spans)
-        ) == encode_spans(spans)
+        assert ExportTraceServiceRequest.FromString(encoder.encode_request(spans)) == encode_spans(
+            spans
+        )
 
 
 def _server_span(fast: bool, sampler: Any, parent: SpanContext | None) -> trace.Span:
