@@ -159,39 +159,16 @@ def measure_http(
 UNREPORTED = ("DSN", "SECRET", "KEY", "PASSWORD", "TOKEN")
 
 
-# DBX's settings for a stack whose nodes share one machine (bench/README.md,
-# "DBX's tuning"): analytics on one replica, as raw asyncpg and PostGraphile
-# run their SQL on one node, with as many at once as their pool. A variable
-# set in the environment, even empty, wins.
-DBX_TUNING = {"DBX_ANALYTICS_REPLICAS": "replica_1", "DBX_ANALYTICS_CONCURRENCY": "4"}
-
-
-def dbx_env() -> dict[str, str]:
-    """The bench's tuning the environment does not override (no pinning
-    with fewer than two replicas: nothing to choose from)."""
-    tuning = dict(DBX_TUNING)
-    if len(Settings.from_env().replica_dsns) < 2:
-        tuning.clear()
-    return {k: v for k, v in tuning.items() if k not in os.environ}
-
-
 def dbx_settings() -> str:
-    """The DBX_* variables this run set (the bench's tuning, then the
-    environment's), or "its default settings"."""
-    tuning = [f"`{k}={v}`" for k, v in sorted(dbx_env().items())]
+    """The DBX_* variables this run changed, or "its default settings"."""
     changed = sorted(
         f"`{k}={v}`"
         for k, v in os.environ.items()
         if k.startswith("DBX_") and not any(word in k for word in UNREPORTED)
     )
-    parts = []
-    if tuning:
-        parts.append(", ".join(tuning) + " (the bench's tuning, bench/README.md)")
-    if changed:
-        parts.append(", ".join(changed) + " (from the environment)")
-    if not parts:
+    if not changed:
         return "its default settings"
-    return "its default settings except " + "; ".join(parts)
+    return "its default settings except " + ", ".join(changed)
 
 
 def settings_lines(a: argparse.Namespace, target: str) -> list[str]:
@@ -260,7 +237,7 @@ async def main_async(a: argparse.Namespace) -> Path:
         if not a.no_dbx:
             log("starting DBX ...")
             try:
-                dbx = servers.start(dbx_server(a.workers, run_dir, dbx_env()), token)
+                dbx = servers.start(dbx_server(a.workers, run_dir, {}), token)
             except RuntimeError as exc:
                 results.notes.append(f"DBX did not serve: {exc}")
         live = {"postgraphile": pgl, **({"dbx": dbx} if dbx else {})}
