@@ -48,6 +48,7 @@ test: setup
 
 lint: venv
 	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy
 
 bench: setup
