@@ -149,13 +149,18 @@ class Settings:
             raise ConfigError("set DBX_JWT_SECRET or DBX_JWT_PUBLIC_KEY_FILE")
         if self.jwt_secret is not None and len(self.jwt_secret) < 32:
             raise ConfigError("DBX_JWT_SECRET must be at least 32 characters")
-        names = {f"replica_{i}" for i in range(1, len(self.replica_dsns) + 1)}
-        unknown = sorted(set(self.analytics_replicas) - names)
+        unknown = sorted(set(self.analytics_replicas) - set(self.replica_names))
         if unknown:
             raise ConfigError(
                 f"DBX_ANALYTICS_REPLICAS names {', '.join(unknown)}; the replicas are"
-                f" {', '.join(sorted(names)) or 'none'} (replica_N: the Nth of DBX_REPLICA_DSNS)"
+                f" {', '.join(self.replica_names) or 'none'}"
+                " (replica_N: the Nth of DBX_REPLICA_DSNS)"
             )
+
+    @property
+    def replica_names(self) -> tuple[str, ...]:
+        """The replicas' node names, in the order of ``replica_dsns``."""
+        return tuple(f"replica_{i}" for i in range(1, len(self.replica_dsns) + 1))
 
     @property
     def is_prod(self) -> bool:

@@ -89,7 +89,8 @@ class Database:
             )
 
         self.nodes = [node("primary", "primary", settings.primary_dsn)] + [
-            node(f"replica_{i}", "replica", dsn) for i, dsn in enumerate(settings.replica_dsns, 1)
+            node(name, "replica", dsn)
+            for name, dsn in zip(settings.replica_names, settings.replica_dsns, strict=True)
         ]
         if settings.analytics_concurrency:
             for n in self.nodes:

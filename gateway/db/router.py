@@ -83,14 +83,14 @@ class Router:
         reason = "consistent-replica" if min_lsn else "replica"
         out = [Route(n, reason, n.health.lag_s) for n in replicas]
         if intent == "analytics" and self.analytics_replicas:
-            # a stable sort: each group keeps the order above
-            out.sort(key=lambda r: r.node.name not in self.analytics_replicas)
-            out = [
-                r
-                if r.node.name in self.analytics_replicas
-                else Route(r.node, "replica-after-analytics-replicas", r.lag_s)
+            # each group keeps the order above
+            preferred = [r for r in out if r.node.name in self.analytics_replicas]
+            others = [
+                Route(r.node, "replica-after-analytics-replicas", r.lag_s)
                 for r in out
+                if r.node.name not in self.analytics_replicas
             ]
+            out = preferred + others
         fallback = intent == "read" or self.analytics_primary_fallback
         if fallback and self.primary.usable:
             reason = "primary-fallback" if not replicas else "primary-after-replicas"
