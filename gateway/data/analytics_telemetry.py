@@ -152,7 +152,8 @@ async def telemetry_stats(
     conn: TenantConnection, scope: TelemetryScope, metric: str
 ) -> TelemetryStats:
     q = stats_query(scope, metric)
-    row = await conn.fetchrow(q.sql, *q.args)
+    rows = await conn.fetch(q.sql, *q.args)  # run to completion: see planned.fetch_json
+    row = rows[0] if rows else None
     if row is None or row["n"] == 0:
         return TelemetryStats(0, None, None, None, None, None, None, None)
     pct = row["pct"]
