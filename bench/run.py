@@ -71,8 +71,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--target",
         choices=["primary", "replica"],
-        default="primary",
-        help="where PostGraphile and raw asyncpg connect (PgBouncer session mode)",
+        default="replica",
+        help="where PostGraphile and raw asyncpg connect (PgBouncer session mode;"
+        " replica: replica_1)",
+    )
+    p.add_argument(
+        "--dbx-nodes",
+        choices=["target", "all"],
+        default="target",
+        help="target: DBX reads from the --target node too (its only replica, or none with"
+        " --target primary); all: DBX routes reads over every replica of the stack",
     )
     p.add_argument("--raw-tasks", type=int, default=32)
     p.add_argument("--pool", type=int, default=8, help="PostGraphile pool per process, raw pool")
@@ -159,6 +167,20 @@ def measure_http(
 UNREPORTED = ("DSN", "SECRET", "KEY", "PASSWORD", "TOKEN")
 
 
+def dbx_nodes_env(
+    a: argparse.Namespace, target: str, on_replica: bool
+) -> tuple[dict[str, str], str]:
+    """The environment that points DBX's reads at the node the other servers
+    use (``--dbx-nodes target``), and how the report names it. Variables set
+    by the caller win."""
+    if a.dbx_nodes == "all" or "DBX_REPLICA_DSNS" in os.environ:
+        return {}, "reads routed over the stack's replicas through PgBouncer"
+    if on_replica:
+        return {"DBX_REPLICA_DSNS": target}, "its one replica is `dbx_replica_1`, the same node"
+    env = {"DBX_REPLICA_DSNS": "", "DBX_ANALYTICS_PRIMARY_FALLBACK": "true"}
+    return env, "no replicas: reads and analytics on the primary, the same node"
+
+
 def dbx_settings() -> str:
     """The DBX_* variables this run changed, or "its default settings"."""
     changed = sorted(
@@ -171,7 +193,7 @@ def dbx_settings() -> str:
     return "its default settings except " + ", ".join(changed)
 
 
-def settings_lines(a: argparse.Namespace, target: str) -> list[str]:
+def settings_lines(a: argparse.Namespace, target: str, dbx_nodes: str) -> list[str]:
     return [
         f"- wrk: {a.threads} threads, {a.connections} connections, {a.seconds:.0f} s per cell"
         f" after a {a.warmup:.0f} s warm-up; {BODIES} distinct bodies per cell, one drawn at"
@@ -180,7 +202,7 @@ def settings_lines(a: argparse.Namespace, target: str) -> list[str]:
         " order reversed every round; rates are over all rounds, p50/p99 the rounds'"
         " percentiles weighted by their answered requests",
         f"- DBX: `dbx-gateway serve --workers {a.workers}` with {dbx_settings()}"
-        " (reads routed to the replicas through PgBouncer)",
+        f" ({dbx_nodes}; `--dbx-nodes {a.dbx_nodes}`)",
         f"- PostGraphile v5: {a.workers} node:cluster processes, pool {a.pool} each, as"
         f" `dbx_gateway` through {target}; `pgSettings` from the request's JWT"
         " (`dbx.org_id`, `dbx.user_id`), so RLS applies as for DBX",
@@ -193,12 +215,14 @@ async def main_async(a: argparse.Namespace) -> Path:
     settings = Settings.from_env()
     status: dict[str, Any] = dataset.stack_status()
     dsns = status["dsns"]
-    if a.target == "replica" and dsns["gateway_replicas"]:
+    on_replica = a.target == "replica" and bool(dsns["gateway_replicas"])
+    if on_replica:
         target = dsns["gateway_replicas"][0]
         target_label = "PgBouncer's session-mode `dbx_replica_1` (a replica)"
     else:
         target = dsns["gateway_primary"]
         target_label = "PgBouncer's session-mode `dbx` (primary)"
+    dbx_env, dbx_nodes_label = dbx_nodes_env(a, target, on_replica)
     ensure_wrk()
     log(f"data set ({a.size}) ...")
     ds = await dataset.prepare(settings.owner_dsn, dataset.SIZES[a.size], log)
@@ -226,7 +250,7 @@ async def main_async(a: argparse.Namespace) -> Path:
             node_bin=str(node),
             dataset=ds.describe(),
         ),
-        settings=settings_lines(a, target_label),
+        settings=settings_lines(a, target_label, dbx_nodes_label),
     )
     results.notes += [f"replica {r} had not caught up when the run started" for r in late]
     mix = Mix(ds)
@@ -237,7 +261,7 @@ async def main_async(a: argparse.Namespace) -> Path:
         if not a.no_dbx:
             log("starting DBX ...")
             try:
-                dbx = servers.start(dbx_server(a.workers, run_dir, {}), token)
+                dbx = servers.start(dbx_server(a.workers, run_dir, dbx_env), token)
             except RuntimeError as exc:
                 results.notes.append(f"DBX did not serve: {exc}")
         live = {"postgraphile": pgl, **({"dbx": dbx} if dbx else {})}
