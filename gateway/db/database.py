@@ -25,6 +25,7 @@ from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from gateway.config import Settings
 from gateway.db.connection import RawConnection, StatementObserver, TenantConnection
+from gateway.db.costs import ShortestRuns
 from gateway.db.health import HealthProbe
 from gateway.db.nodes import Breaker, Node
 from gateway.db.router import Intent, Route, Router
@@ -95,6 +96,9 @@ class Database:
         if settings.analytics_concurrency:
             for n in self.nodes:
                 n.analytics_slots = asyncio.Semaphore(settings.analytics_concurrency)
+        # runs of keyed analytics (planned statements), for skipping the slots
+        self.analytics_runs = ShortestRuns()
+        self._slot_min_s = settings.analytics_slot_min_ms / 1000
         self.router = Router(
             self.nodes,
             max_replica_lag_s=settings.max_replica_lag_s,
@@ -156,16 +160,31 @@ class Database:
 
     @asynccontextmanager
     async def _open(
-        self, route: Route, tenant: TenantContext, intent: Intent, min_lsn: int | None
+        self,
+        route: Route,
+        tenant: TenantContext,
+        intent: Intent,
+        min_lsn: int | None,
+        cost_key: str | None = None,
     ) -> AsyncIterator[TenantConnection]:
         """A tenant transaction on ``route``'s node; analytics first take one
-        of the node's analytics slots (``DBX_ANALYTICS_CONCURRENCY``)."""
+        of the node's analytics slots (``DBX_ANALYTICS_CONCURRENCY``), unless
+        ``cost_key``'s shortest recent run took under
+        ``DBX_ANALYTICS_SLOT_MIN_MS``: the slots keep database-bound statements
+        from crowding a replica, while short ones, queued behind them, would
+        leave it idle between their round trips."""
         slots = route.node.analytics_slots if intent == "analytics" else None
+        short = cost_key is not None and self.analytics_runs.shortest(cost_key) < self._slot_min_s
+        if short:
+            slots = None
         if slots is not None:
             await self._analytics_slot(route.node, slots)
         try:
             async with self._open_connection(route, tenant, intent, min_lsn) as conn:
+                t0 = time.perf_counter()
                 yield conn
+                if cost_key is not None:  # only runs that succeeded count
+                    self.analytics_runs.record(cost_key, time.perf_counter() - t0)
         finally:
             if slots is not None:
                 slots.release()
@@ -355,6 +374,21 @@ class Database:
         analytics that fail on a connection-level error (or on a replica not
         caught up with ``min_lsn``) are retried once on the next eligible
         node; query errors are never retried; writes are never retried."""
+        return await self.run_keyed(tenant, intent, min_lsn, None, fn, *args, **kwargs)
+
+    async def run_keyed(
+        self,
+        tenant: TenantContext,
+        intent: Intent,
+        min_lsn: int | None,
+        cost_key: str | None,
+        fn: Callable[Concatenate[TenantConnection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``run``, timing the runs of analytics that name their kind
+        (``cost_key``, e.g. a planned statement's text) so that short kinds
+        skip the analytics slots."""
         routes = await self._routes(intent, min_lsn)
         if not routes:
             raise Unavailable()
@@ -365,7 +399,7 @@ class Database:
                 continue
             attempts += 1
             try:
-                async with self._open(route, tenant, intent, min_lsn) as conn:
+                async with self._open(route, tenant, intent, min_lsn, cost_key) as conn:
                     return await fn(conn, *args, **kwargs)
             except _NotReplayed:
                 continue  # not an error: try the next candidate (ends with the primary)
@@ -440,6 +474,21 @@ class DbSession:
         if self._analytics_timed_out:
             raise Timeout()
         return await self.db.run(self.tenant, "analytics", self.min_lsn, fn, *args, **kwargs)
+
+    async def analytics_keyed(
+        self,
+        cost_key: str,
+        fn: Callable[Concatenate[TenantConnection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``analytics`` for a statement whose cost ``cost_key`` names (the
+        same key, the same work): short ones skip the analytics slots."""
+        if self._analytics_timed_out:
+            raise Timeout()
+        return await self.db.run_keyed(
+            self.tenant, "analytics", self.min_lsn, cost_key, fn, *args, **kwargs
+        )
 
     def fail_analytics_fast(self) -> None:
         """This request's analytics statement already ran out of time (the

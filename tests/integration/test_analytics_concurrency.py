@@ -106,3 +106,61 @@ async def test_zero_lifts_the_limit(settings: Settings) -> None:
         await asyncio.gather(*(session.analytics(peak.hold, 0.2) for _ in range(12)))
         assert max(peak.high.values()) > 2, peak.high
         assert all(n.analytics_slots is None for n in db.nodes)
+
+
+async def _select_one(conn: TenantConnection) -> int:
+    value: int = await conn.fetchval("select 1")
+    return value
+
+
+async def test_short_kinds_skip_the_slots_long_and_new_ones_wait(settings: Settings) -> None:
+    """A keyed kind (a planned statement) whose shortest recent run took under
+    DBX_ANALYTICS_SLOT_MIN_MS runs while every slot is taken; a kind never
+    seen, or one that takes longer, waits for a slot (here: until the
+    analytics timeout)."""
+    overrides = {
+        "analytics_concurrency": 1,
+        "analytics_timeout_ms": 1_500,
+        "analytics_slot_min_ms": 200.0,
+    }
+    async with running(tuned(settings, FAST, **overrides)) as db:
+        session = db.session(principal())
+        assert await session.analytics_keyed("short", _select_one) == 1  # took a slot: unknown
+        assert await session.analytics_keyed("long", peak_hold_seconds, 0.3) == 1
+        assert db.analytics_runs.shortest("short") < 0.2 <= db.analytics_runs.shortest("long")
+        peak = Peak()
+        holders = [asyncio.create_task(session.analytics(peak.idle, 2.5)) for _ in range(2)]
+        await asyncio.wait_for(peak.two_idle.wait(), 10)
+        t0 = time.monotonic()
+        assert await session.analytics_keyed("short", _select_one) == 1
+        assert time.monotonic() - t0 < 1.0
+        waited = await asyncio.gather(
+            *(session.analytics_keyed(kind, _select_one) for kind in ("long", "never-seen")),
+            return_exceptions=True,
+        )
+        assert [type(w) for w in waited] == [Timeout, Timeout], waited
+        # a failed run is not a short one: it did not count
+        assert db.analytics_runs.shortest("never-seen") == float("inf")
+        await asyncio.gather(*holders)
+
+
+async def peak_hold_seconds(conn: TenantConnection, seconds: float) -> int:
+    await conn.fetchval("select pg_sleep($1)", seconds)
+    return 1
+
+
+async def test_slot_min_zero_makes_every_kind_wait(settings: Settings) -> None:
+    overrides = {
+        "analytics_concurrency": 1,
+        "analytics_timeout_ms": 1_000,
+        "analytics_slot_min_ms": 0.0,
+    }
+    async with running(tuned(settings, FAST, **overrides)) as db:
+        session = db.session(principal())
+        assert await session.analytics_keyed("short", _select_one) == 1
+        peak = Peak()
+        holders = [asyncio.create_task(session.analytics(peak.idle, 2.0)) for _ in range(2)]
+        await asyncio.wait_for(peak.two_idle.wait(), 10)
+        with pytest.raises(Timeout):
+            await session.analytics_keyed("short", _select_one)
+        await asyncio.gather(*holders)

@@ -120,8 +120,10 @@ class Planner:
     ) -> str | None:
         try:
             if plan.intent == "analytics":
-                # as the resolvers' `ctx.db.analytics`: replicas, analytics timeout
-                return await session.analytics(planned.fetch_json, sql, values)
+                # as the resolvers' `ctx.db.analytics`: replicas, analytics
+                # timeout; a statement text names its cost (short ones skip
+                # the analytics slots)
+                return await session.analytics_keyed(sql, planned.fetch_json, sql, values)
             return await session.read(planned.fetch_json, sql, values)
         except Timeout:
             if _one_analytics_field(plan):
