@@ -118,9 +118,9 @@ class Settings:
     # DBX_ANALYTICS_CONCURRENCY: analytics transactions one worker runs on one
     # node at once (0: no limit); the others wait, at most the analytics timeout
     analytics_concurrency: int = 2
-    # planned analytics statements whose shortest recent run took less than
-    # this skip the slots above (0: every analytics transaction takes one)
-    analytics_slot_min_ms: float = 5.0
+    # planned analytics statements whose recent runs took less than this on
+    # average skip the slots above (0: every analytics transaction takes one)
+    analytics_slot_min_ms: float = 20.0
     connect_timeout_s: float = 2.0
     analytics_primary_fallback: bool = False
     # DBX_ANALYTICS_REPLICAS: the replicas analytics prefer (``replica_N``, N
@@ -216,7 +216,7 @@ class Settings:
             write_timeout_ms=_int(env, "DBX_WRITE_TIMEOUT_MS", 5_000, 1, 3_600_000),
             analytics_timeout_ms=_int(env, "DBX_ANALYTICS_TIMEOUT_MS", 30_000, 1, 3_600_000),
             analytics_concurrency=_int(env, "DBX_ANALYTICS_CONCURRENCY", 2, 0, 1000),
-            analytics_slot_min_ms=_num(env, "DBX_ANALYTICS_SLOT_MIN_MS", 5.0, 0, 60_000),
+            analytics_slot_min_ms=_num(env, "DBX_ANALYTICS_SLOT_MIN_MS", 20.0, 0, 60_000),
             connect_timeout_s=_num(env, "DBX_CONNECT_TIMEOUT_S", 2.0, 0.1, 60),
             analytics_primary_fallback=_bool(
                 env.get("DBX_ANALYTICS_PRIMARY_FALLBACK", "false"), "DBX_ANALYTICS_PRIMARY_FALLBACK"

@@ -1,10 +1,11 @@
-"""``ShortestRuns``: how long each kind of analytics statement takes at best
-lately, so that short statements need not queue for an analytics slot.
+"""``RecentRuns``: how long each kind of analytics statement has taken
+lately, so that short kinds need not queue for an analytics slot.
 
-The shortest run of a recent window, not an average: under load every
-statement runs longer, but a statement that is cheap by itself still finishes
-quickly now and then, while a database-bound one never does. A kind first
-seen has no runs and counts as long.
+A moving average over about the last 16 runs: a statement whose cost
+depends on its arguments (a ``since`` far back or recent) counts as long
+while its long runs are common, not as short because some runs were. Under
+load every run takes longer, so a short kind may cross the limit and queue
+until the load eases. A kind first seen has no runs and counts as long.
 
 Must not: know SQL or table names (a key is an opaque string).
 """
@@ -13,31 +14,25 @@ from __future__ import annotations
 
 import math
 
-WINDOW = 32  # runs per half-window: the shortest is over the last 32-64 runs
+WEIGHT = 1 / 16  # of the newest run in the average
 MAX_KINDS = 1024
 
 
-class ShortestRuns:
-    __slots__ = ("_runs",)
+class RecentRuns:
+    __slots__ = ("_avg",)
 
     def __init__(self) -> None:
-        # key -> [shortest of this half-window, shortest of the previous, runs in this one]
-        self._runs: dict[str, list[float]] = {}
+        self._avg: dict[str, float] = {}
 
-    def shortest(self, key: str) -> float:
-        """Seconds of the shortest recent run of ``key``; inf when none."""
-        entry = self._runs.get(key)
-        return math.inf if entry is None else min(entry[0], entry[1])
+    def typical(self, key: str) -> float:
+        """Seconds a run of ``key`` has taken lately; inf when none ran."""
+        return self._avg.get(key, math.inf)
 
     def record(self, key: str, seconds: float) -> None:
-        entry = self._runs.get(key)
-        if entry is None:
-            if len(self._runs) >= MAX_KINDS:
-                self._runs.clear()  # rare: kinds are plans; start over
-            self._runs[key] = [seconds, math.inf, 1.0]
+        avg = self._avg.get(key)
+        if avg is None:
+            if len(self._avg) >= MAX_KINDS:
+                self._avg.clear()  # rare: kinds are plans; start over
+            self._avg[key] = seconds
             return
-        if entry[2] >= WINDOW:
-            entry[1], entry[0], entry[2] = entry[0], seconds, 1.0
-            return
-        entry[0] = min(entry[0], seconds)
-        entry[2] += 1
+        self._avg[key] = avg + WEIGHT * (seconds - avg)

@@ -25,7 +25,7 @@ from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from gateway.config import Settings
 from gateway.db.connection import RawConnection, StatementObserver, TenantConnection
-from gateway.db.costs import ShortestRuns
+from gateway.db.costs import RecentRuns
 from gateway.db.health import HealthProbe
 from gateway.db.nodes import Breaker, Node
 from gateway.db.router import Intent, Route, Router
@@ -97,7 +97,7 @@ class Database:
             for n in self.nodes:
                 n.analytics_slots = asyncio.Semaphore(settings.analytics_concurrency)
         # runs of keyed analytics (planned statements), for skipping the slots
-        self.analytics_runs = ShortestRuns()
+        self.analytics_runs = RecentRuns()
         self._slot_min_s = settings.analytics_slot_min_ms / 1000
         self.router = Router(
             self.nodes,
@@ -169,12 +169,12 @@ class Database:
     ) -> AsyncIterator[TenantConnection]:
         """A tenant transaction on ``route``'s node; analytics first take one
         of the node's analytics slots (``DBX_ANALYTICS_CONCURRENCY``), unless
-        ``cost_key``'s shortest recent run took under
-        ``DBX_ANALYTICS_SLOT_MIN_MS``: the slots keep database-bound statements
+        ``cost_key``'s recent runs took under ``DBX_ANALYTICS_SLOT_MIN_MS`` on
+        average: the slots keep database-bound statements
         from crowding a replica, while short ones, queued behind them, would
         leave it idle between their round trips."""
         slots = route.node.analytics_slots if intent == "analytics" else None
-        short = cost_key is not None and self.analytics_runs.shortest(cost_key) < self._slot_min_s
+        short = cost_key is not None and self.analytics_runs.typical(cost_key) < self._slot_min_s
         if short:
             slots = None
         if slots is not None:

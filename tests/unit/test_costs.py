@@ -1,40 +1,46 @@
-"""``ShortestRuns``: the shortest run of each kind over its last 32-64 runs."""
+"""``RecentRuns``: a moving average of each kind's runs (about the last 16)."""
 
 from __future__ import annotations
 
 import math
 
-from gateway.db.costs import MAX_KINDS, WINDOW, ShortestRuns
+from gateway.db.costs import MAX_KINDS, RecentRuns
 
 
 def test_unknown_kinds_count_as_long() -> None:
-    assert ShortestRuns().shortest("never") == math.inf
+    assert RecentRuns().typical("never") == math.inf
 
 
-def test_the_shortest_recent_run_is_kept() -> None:
-    runs = ShortestRuns()
-    for seconds in (0.5, 0.002, 0.4):
-        runs.record("k", seconds)
-    assert runs.shortest("k") == 0.002
-    assert runs.shortest("other") == math.inf
+def test_the_first_run_sets_the_average_and_later_ones_move_it() -> None:
+    runs = RecentRuns()
+    runs.record("k", 0.002)
+    assert runs.typical("k") == 0.002
+    runs.record("k", 0.034)
+    assert math.isclose(runs.typical("k"), 0.004)  # 1/16 of the way
+    assert runs.typical("other") == math.inf
 
 
-def test_an_old_short_run_is_forgotten_after_two_windows() -> None:
-    runs = ShortestRuns()
-    runs.record("k", 0.001)
-    for _ in range(WINDOW - 1):
-        runs.record("k", 0.5)
-    assert runs.shortest("k") == 0.001  # same half-window
-    for _ in range(WINDOW):
-        runs.record("k", 0.5)
-    assert runs.shortest("k") == 0.001  # the previous half-window still counts
-    runs.record("k", 0.5)
-    assert runs.shortest("k") == 0.5
+def test_a_kind_whose_long_runs_are_common_is_not_short() -> None:
+    """A statement whose cost depends on its arguments: one run in four
+    short (2 ms), the rest long (50 ms)."""
+    runs = RecentRuns()
+    for i in range(64):
+        runs.record("k", 0.002 if i % 4 == 0 else 0.050)
+    assert runs.typical("k") > 0.030
+
+
+def test_a_short_kind_becomes_long_when_its_runs_grow() -> None:
+    runs = RecentRuns()
+    for _ in range(32):
+        runs.record("k", 0.001)
+    for _ in range(48):
+        runs.record("k", 0.100)
+    assert runs.typical("k") > 0.09
 
 
 def test_the_number_of_kinds_is_bounded() -> None:
-    runs = ShortestRuns()
+    runs = RecentRuns()
     for i in range(MAX_KINDS + 5):
         runs.record(str(i), 0.001)
-    assert len(runs._runs) <= MAX_KINDS
-    assert runs.shortest(str(MAX_KINDS + 4)) == 0.001
+    assert len(runs._avg) <= MAX_KINDS
+    assert runs.typical(str(MAX_KINDS + 4)) == 0.001
