@@ -152,8 +152,7 @@ async def telemetry_stats(
     conn: TenantConnection, scope: TelemetryScope, metric: str
 ) -> TelemetryStats:
     q = stats_query(scope, metric)
-    rows = await conn.fetch(q.sql, *q.args)  # run to completion: see planned.fetch_json
-    row = rows[0] if rows else None
+    row = await conn.fetchrow(q.sql, *q.args)
     if row is None or row["n"] == 0:
         return TelemetryStats(0, None, None, None, None, None, None, None)
     pct = row["pct"]

@@ -193,13 +193,10 @@ async def fetch_json(conn: TenantConnection, sql: str, values: Sequence[Any]) ->
     """Run a planned statement; its row's values, joined, are the response's
     JSON text (None: no row or a NULL, the statement declined; the resolver
     path answers)."""
-    # ``fetch``, not ``fetchrow``: a row-limited Execute (fetchrow's) made the
-    # percentile statements (telemetryStats over the fleet) ~20 % slower in
-    # PostgreSQL than running the portal to completion
-    rows = await conn.fetch(sql, *values)
-    if not rows:
+    row = await conn.fetchrow(sql, *values)
+    if row is None:
         return None
-    parts = tuple(rows[0])  # (``in`` on a Record tests its column names)
+    parts = tuple(row)  # (``in`` on a Record tests its column names)
     return None if None in parts else "".join(parts)
 
 

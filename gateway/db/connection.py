@@ -126,14 +126,18 @@ class TenantConnection:
         return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """The first row, for statements that return at most one. Sent as a
+        plain Execute run to completion, not asyncpg's row-limited one: that
+        made statements with ordered-set aggregates (``percentile_cont``)
+        20-30 % slower in PostgreSQL."""
         t0, p0 = time.time_ns(), time.perf_counter()
         try:
-            row = await self.raw.fetchrow(self._text(sql), *args, timeout=self.timeout_s)
+            rows = await self.raw.fetch(self._text(sql), *args, timeout=self.timeout_s)
         except BaseException as exc:
             self._report(sql, t0, p0, None, exc)
             raise
-        self._report(sql, t0, p0, 0 if row is None else 1, None)
-        return row
+        self._report(sql, t0, p0, len(rows), None)
+        return rows[0] if rows else None
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         t0, p0 = time.time_ns(), time.perf_counter()

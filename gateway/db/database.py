@@ -174,9 +174,8 @@ class Database:
         from crowding a replica, while short ones, queued behind them, would
         leave it idle between their round trips."""
         slots = route.node.analytics_slots if intent == "analytics" else None
-        short = cost_key is not None and self.analytics_runs.typical(cost_key) < self._slot_min_s
-        if short:
-            slots = None
+        if cost_key is not None and self.analytics_runs.typical(cost_key) < self._slot_min_s:
+            slots = None  # a short kind
         if slots is not None:
             await self._analytics_slot(route.node, slots)
         try:
@@ -471,13 +470,11 @@ class DbSession:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        if self._analytics_timed_out:
-            raise Timeout()
-        return await self.db.run(self.tenant, "analytics", self.min_lsn, fn, *args, **kwargs)
+        return await self.analytics_keyed(None, fn, *args, **kwargs)
 
     async def analytics_keyed(
         self,
-        cost_key: str,
+        cost_key: str | None,
         fn: Callable[Concatenate[TenantConnection, P], Awaitable[T]],
         *args: P.args,
         **kwargs: P.kwargs,

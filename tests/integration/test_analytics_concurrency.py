@@ -16,6 +16,7 @@ import pytest
 from gateway.auth import Principal
 from gateway.config import Settings
 from gateway.db.connection import TenantConnection
+from gateway.db.database import DbSession
 from gateway.errors import Timeout
 from tests.integration.dbx_fixtures import running, tuned
 
@@ -57,6 +58,16 @@ class Peak:
         return node
 
 
+async def hold_every_slot(
+    session: DbSession, peak: Peak, seconds: float
+) -> list[asyncio.Task[str]]:
+    """Two idle analytics transactions, one per replica, each in the only
+    slot of its node (``analytics_concurrency=1``), started when this returns."""
+    holders = [asyncio.create_task(session.analytics(peak.idle, seconds)) for _ in range(2)]
+    await asyncio.wait_for(peak.two_idle.wait(), 10)
+    return holders
+
+
 def principal() -> Principal:
     return Principal(org_id=uuid.uuid4(), subject="concurrency-test", roles=frozenset({"admin"}))
 
@@ -82,8 +93,7 @@ async def test_a_slot_is_waited_for_at_most_the_analytics_timeout(settings: Sett
     async with running(tuned(settings, FAST, **overrides)) as db:
         session = db.session(principal())
         peak = Peak()
-        holders = [asyncio.create_task(session.analytics(peak.idle, 3.0)) for _ in range(2)]
-        await asyncio.wait_for(peak.two_idle.wait(), 10)
+        holders = await hold_every_slot(session, peak, 3.0)
         t0 = time.monotonic()
         late = asyncio.create_task(db.session(principal()).analytics(peak.hold, 0.0))
         await asyncio.sleep(0.3)
@@ -126,11 +136,9 @@ async def test_short_kinds_skip_the_slots_long_and_new_ones_wait(settings: Setti
     async with running(tuned(settings, FAST, **overrides)) as db:
         session = db.session(principal())
         assert await session.analytics_keyed("short", _select_one) == 1  # took a slot: unknown
-        assert await session.analytics_keyed("long", peak_hold_seconds, 0.3) == 1
+        assert await session.analytics_keyed("long", _sleep_then_one, 0.3) == 1
         assert db.analytics_runs.typical("short") < 0.2 <= db.analytics_runs.typical("long")
-        peak = Peak()
-        holders = [asyncio.create_task(session.analytics(peak.idle, 2.5)) for _ in range(2)]
-        await asyncio.wait_for(peak.two_idle.wait(), 10)
+        holders = await hold_every_slot(session, Peak(), 2.5)
         t0 = time.monotonic()
         assert await session.analytics_keyed("short", _select_one) == 1
         assert time.monotonic() - t0 < 1.0
@@ -144,7 +152,7 @@ async def test_short_kinds_skip_the_slots_long_and_new_ones_wait(settings: Setti
         await asyncio.gather(*holders)
 
 
-async def peak_hold_seconds(conn: TenantConnection, seconds: float) -> int:
+async def _sleep_then_one(conn: TenantConnection, seconds: float) -> int:
     await conn.fetchval("select pg_sleep($1)", seconds)
     return 1
 
@@ -158,9 +166,7 @@ async def test_slot_min_zero_makes_every_kind_wait(settings: Settings) -> None:
     async with running(tuned(settings, FAST, **overrides)) as db:
         session = db.session(principal())
         assert await session.analytics_keyed("short", _select_one) == 1
-        peak = Peak()
-        holders = [asyncio.create_task(session.analytics(peak.idle, 2.0)) for _ in range(2)]
-        await asyncio.wait_for(peak.two_idle.wait(), 10)
+        holders = await hold_every_slot(session, Peak(), 2.0)
         with pytest.raises(Timeout):
             await session.analytics_keyed("short", _select_one)
         await asyncio.gather(*holders)
