@@ -7,6 +7,11 @@ import asyncpg
 
 GATEWAY_ROLE = "dbx_gateway"
 DBX_SCHEMAS = ("dbx_aviation", "dbx_analytics", "dbx_audit", "dbx_archive")
+# The gateway role's policy, as PostgreSQL prints it back (migration 0010):
+# rows of the transaction's org only, none when the setting is unset or empty.
+ORG_POLICY = (
+    "(org_id = (NULLIF(current_setting('dbx.org_id'::text, true), ''::text))::uuid)"
+)
 
 
 async def test_every_aviation_table_and_partition_has_rls_enabled_and_forced(
@@ -61,7 +66,7 @@ async def test_gateway_role_owns_nothing_in_the_dbx_schemas(owner_conn: asyncpg.
     assert [r["what"] for r in owned] == []
 
 
-async def test_every_tenant_table_has_an_org_policy_for_the_gateway_role(
+async def test_every_tenant_table_has_an_org_policy_for_reads_and_writes_of_the_gateway_role(
     owner_conn: asyncpg.Connection,
 ) -> None:
     rows = await owner_conn.fetch(
@@ -71,12 +76,14 @@ async def test_every_tenant_table_has_an_org_policy_for_the_gateway_role(
                        where p.polrelid = c.oid
                          and (p.polroles @> array[(select oid from pg_roles where rolname = $1)]
                               or p.polroles = '{0}')
-                         and pg_get_expr(p.polqual, p.polrelid) like '%current_org_id()%')
+                         and pg_get_expr(p.polqual, p.polrelid) = $2
+                         and pg_get_expr(p.polwithcheck, p.polrelid) = $2)
                    as has_policy
         from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = 'dbx_aviation' and c.relkind in ('r', 'p') and not c.relispartition
         """,
         GATEWAY_ROLE,
+        ORG_POLICY,
     )
     assert rows
     assert [r["relname"] for r in rows if not r["has_policy"]] == []
