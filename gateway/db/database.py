@@ -40,6 +40,10 @@ from gateway.errors import (
 
 log = logging.getLogger("dbx.db")
 
+# A replica left out for lag is probed again before a request is refused
+# for it, unless its reading is younger than this.
+RECHECK_LAG_S = 0.1
+
 WAL_LSN_SQL = "select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"
 
 P = ParamSpec("P")
@@ -308,7 +312,7 @@ class Database:
         degraded = not routes or (
             intent != "write" and self.router.replicas and routes[0].node.role == "primary"
         )
-        if degraded and self._health_stale():
+        if (degraded and self._health_stale()) or (not routes and self._lag_may_be_over()):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(
                     self.probe.probe_all(), timeout=self.settings.connect_timeout_s
@@ -319,6 +323,19 @@ class Database:
     def _health_stale(self) -> bool:
         oldest = min(n.health.probed_at for n in self.nodes)
         return time.monotonic() - oldest > 2 * self.settings.probe_interval_s
+
+    def _lag_may_be_over(self) -> bool:
+        """Whether a refusal rests only on replicas found lagging more than
+        ``RECHECK_LAG_S`` ago: a replica catches up between probes, and
+        refusing on an old reading turns a lag that has ended into a 503."""
+        limit = self.router.max_replica_lag_s
+        now = time.monotonic()
+        return any(
+            n.usable
+            and (n.health.lag_s is None or n.health.lag_s > limit)
+            and now - n.health.probed_at > RECHECK_LAG_S
+            for n in self.router.replicas
+        )
 
     def _fail_node(self, node: Node, exc: BaseException) -> None:
         """A connection to ``node`` failed. One dead connection (a backend

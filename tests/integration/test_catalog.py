@@ -9,9 +9,7 @@ GATEWAY_ROLE = "dbx_gateway"
 DBX_SCHEMAS = ("dbx_aviation", "dbx_analytics", "dbx_audit", "dbx_archive")
 # The gateway role's policy, as PostgreSQL prints it back (migration 0010):
 # rows of the transaction's org only, none when the setting is unset or empty.
-ORG_POLICY = (
-    "(org_id = (NULLIF(current_setting('dbx.org_id'::text, true), ''::text))::uuid)"
-)
+ORG_POLICY = "(org_id = (NULLIF(current_setting('dbx.org_id'::text, true), ''::text))::uuid)"
 
 
 async def test_every_aviation_table_and_partition_has_rls_enabled_and_forced(

@@ -177,6 +177,56 @@ async def test_lagging_replica_is_skipped_and_tokens_always_read_your_writes(
         await db.close()
 
 
+async def replayed_all(nodes: Any, names: tuple[str, ...]) -> bool:
+    for name in names:
+        conn = await asyncpg.connect(nodes.admin_dsn(name))
+        try:
+            caught_up = await conn.fetchval(
+                "select not pg_is_wal_replay_paused()"
+                " and pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn()"
+            )
+        finally:
+            await conn.close()
+        if not caught_up:
+            return False
+    return True
+
+
+async def test_analytics_refused_for_lag_look_again_once_the_replicas_caught_up(
+    settings: Settings, org: uuid.UUID, nodes: Any
+) -> None:
+    """A refusal for replica lag rests on a fresh reading: analytics are
+    served as soon as the replicas have caught up, not one probe round
+    later (the background probe here runs every 30 s)."""
+    replicas = ("replica_1", "replica_2")
+    db = Database(fast(settings, max_replica_lag_s=1.0, probe_interval_s=30.0))
+    await db.start()
+    try:
+        session = db.session(principal(org))
+        for name in replicas:
+            await nodes.pause_replay(name)
+        for i in range(20):
+            async with session.write() as conn:
+                await insert_aircraft(conn, org, f"RCK{i:04d}")
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.2)
+        await db.probe.probe_all()
+        assert all((n.health.lag_s or 0) > 1.0 for n in db.router.replicas)
+        with pytest.raises(Unavailable):
+            await session.analytics(where)
+        for name in replicas:
+            await nodes.resume_replay(name)
+        deadline = time.monotonic() + 20
+        while not await replayed_all(nodes, replicas):
+            assert time.monotonic() < deadline, "the replicas did not catch up"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.15)  # older than the recheck age
+        served, _ = await session.analytics(where)
+        assert served in replicas
+    finally:
+        await db.close()
+
+
 async def test_read_your_writes_with_token_never_misses_while_without_may_be_stale(
     settings: Settings, org: uuid.UUID, nodes: Any
 ) -> None:
