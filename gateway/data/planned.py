@@ -217,22 +217,19 @@ def float_text(expr: str) -> str:
     asyncpg hands the resolvers: a ``.0`` on integral values, plain decimals
     for decimal exponents -5..15, else ``1.5e-7`` / ``1e+16`` style. PostgreSQL
     prints the same shortest digits (``extra_float_digits`` > 0, checked by
-    the statement) but switches to exponents at -5 and 15; between those and
-    orjson's limits the digits go through ``numeric``. Non-finite values and
+    the statement) but switches to exponents at -5 and 15: zero and
+    magnitudes in [1e-4, 1e15) are written here, the rest by
+    ``dbx_analytics.json_float_rare`` (migration 0011; the expression
+    PostgreSQL sets up per execution stays small). Non-finite values and
     magnitudes from 1e16 (where PostgreSQL prints integral values with more
     digits than the shortest) fail the statement: the resolvers answer."""
     v = f"({expr})"
     plain = f"case when {v} = trunc({v}) then {v}::text || '.0' else {v}::text end"
-    # the common case first: NULL, NaN and infinities all fail its test
+    # NULL, NaN and the infinities all fail the first test
     return (
-        f"case when abs({v}) >= 1e-4 and abs({v}) < 1e15 then {plain}"
+        f"case when {v} = 0 or (abs({v}) >= 1e-4 and abs({v}) < 1e15) then {plain}"
         f" when {v} is null then 'null'"
-        f" when abs({v}) >= 1e16 then ('not planned: ' || {v}::text)::int::text"
-        f" when {v} = 0 then {plain}"
-        f" when abs({v}) >= 1e-5 then"
-        f" case when {v} = trunc({v}) then {v}::text::numeric::text || '.0'"
-        f" else {v}::text::numeric::text end"
-        f" else regexp_replace({v}::text, 'e([+-])0+(?=[0-9])', 'e\\1') end"
+        f" else dbx_analytics.json_float_rare({v}) end"
     )
 
 
