@@ -373,16 +373,21 @@ def text_object(parts: Sequence[tuple[str, str]]) -> Chain:
 
 
 def text_list(item: str, source: str, t: str, order: str, max_rows: int | None = None) -> Chain:
-    """Compact JSON array text of ``item`` over the rows of ``source``; more
-    than ``max_rows`` rows (the resolver's error) fail the statement. The
-    brackets stay outside the subquery (an aggregate: always one row), so
-    an enclosing object merges them with its own constants."""
-    agg = f"coalesce(string_agg({item}, ',' order by {order}), '')"
-    if max_rows is not None:
-        agg = (
-            f"case when count(*) > {int(max_rows)}"
-            f" then ('not planned: ' || count(*)::text)::int::text else {agg} end"
-        )
+    """Compact JSON array text of ``item`` over the rows of ``source`` in
+    ``order``; more than ``max_rows`` rows (the resolver's error) fail the
+    statement. The brackets stay outside the subquery (one value, also over
+    no rows), so an enclosing object merges them with its own constants."""
+    if max_rows is None:
+        # ARRAY(...) keeps the subquery's order: a source already in that
+        # order (a function's ORDER BY) is not sorted again, as the ordered
+        # aggregate would (a tenth of fleetStats' PostgreSQL time for 1000 rows)
+        items = f"array_to_string(array(select {item} from ({source}) {t} order by {order}), ',')"
+        return chain([(True, "["), items, (True, "]")])
+    agg = (
+        f"case when count(*) > {int(max_rows)}"
+        f" then ('not planned: ' || count(*)::text)::int::text"
+        f" else coalesce(string_agg({item}, ',' order by {order}), '') end"
+    )
     return chain([(True, "["), f"(select {agg} from ({source}) {t})", (True, "]")])
 
 
