@@ -328,12 +328,9 @@ class Database:
         """Whether a refusal rests only on replicas found lagging more than
         ``RECHECK_LAG_S`` ago: a replica catches up between probes, and
         refusing on an old reading turns a lag that has ended into a 503."""
-        limit = self.router.max_replica_lag_s
         now = time.monotonic()
         return any(
-            n.usable
-            and (n.health.lag_s is None or n.health.lag_s > limit)
-            and now - n.health.probed_at > RECHECK_LAG_S
+            n.usable and not self.router.within_lag(n) and now - n.health.probed_at > RECHECK_LAG_S
             for n in self.router.replicas
         )
 

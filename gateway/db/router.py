@@ -50,15 +50,13 @@ class Router:
         self.analytics_primary_fallback = analytics_primary_fallback
         self.analytics_replicas = frozenset(analytics_replicas)
 
+    def within_lag(self, node: Node) -> bool:
+        """Whether ``node``'s last lag reading is within ``DBX_MAX_REPLICA_LAG_S``."""
+        lag = node.health.lag_s
+        return lag is not None and lag <= self.max_replica_lag_s
+
     def eligible_replicas(self, min_lsn: int | None = None) -> list[Node]:
-        out = []
-        for n in self.replicas:
-            if not n.usable:
-                continue
-            lag = n.health.lag_s
-            if lag is None or lag > self.max_replica_lag_s:
-                continue
-            out.append(n)
+        out = [n for n in self.replicas if n.usable and self.within_lag(n)]
         # Known to have replayed far enough first (a paused replica last),
         # then fewest connections in use or analytics waiting for a slot,
         # lower lag (to 0.1 s), then at random:

@@ -118,6 +118,18 @@ async def test_zero_lifts_the_limit(settings: Settings) -> None:
         assert all(n.analytics_slots is None for n in db.nodes)
 
 
+def one_slot(settings: Settings, *, timeout_ms: int, slot_min_ms: float) -> Settings:
+    """One analytics slot per node, the analytics timeout and the slot
+    threshold of a keyed-kind test."""
+    return tuned(
+        settings,
+        FAST,
+        analytics_concurrency=1,
+        analytics_timeout_ms=timeout_ms,
+        analytics_slot_min_ms=slot_min_ms,
+    )
+
+
 async def _select_one(conn: TenantConnection) -> int:
     value: int = await conn.fetchval("select 1")
     return value
@@ -128,12 +140,7 @@ async def test_short_kinds_skip_the_slots_long_and_new_ones_wait(settings: Setti
     DBX_ANALYTICS_SLOT_MIN_MS on average runs while every slot is taken; a
     kind never seen, or one that takes longer, waits for a slot (here: until
     the analytics timeout)."""
-    overrides = {
-        "analytics_concurrency": 1,
-        "analytics_timeout_ms": 1_500,
-        "analytics_slot_min_ms": 200.0,
-    }
-    async with running(tuned(settings, FAST, **overrides)) as db:
+    async with running(one_slot(settings, timeout_ms=1_500, slot_min_ms=200.0)) as db:
         session = db.session(principal())
         assert await session.analytics_keyed("short", _select_one) == 1  # took a slot: unknown
         assert await session.analytics_keyed("long", _sleep_then_one, 0.3) == 1
@@ -158,12 +165,7 @@ async def _sleep_then_one(conn: TenantConnection, seconds: float) -> int:
 
 
 async def test_slot_min_zero_makes_every_kind_wait(settings: Settings) -> None:
-    overrides = {
-        "analytics_concurrency": 1,
-        "analytics_timeout_ms": 1_000,
-        "analytics_slot_min_ms": 0.0,
-    }
-    async with running(tuned(settings, FAST, **overrides)) as db:
+    async with running(one_slot(settings, timeout_ms=1_000, slot_min_ms=0.0)) as db:
         session = db.session(principal())
         assert await session.analytics_keyed("short", _select_one) == 1
         holders = await hold_every_slot(session, Peak(), 2.0)

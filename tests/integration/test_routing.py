@@ -21,6 +21,7 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.db.connection import TenantConnection
 from gateway.errors import Unavailable
+from tests.integration.analytics_data import wait_for_replicas
 from tests.integration.dbx_fixtures import running, tuned
 
 pytestmark = pytest.mark.slow
@@ -177,21 +178,6 @@ async def test_lagging_replica_is_skipped_and_tokens_always_read_your_writes(
         await db.close()
 
 
-async def replayed_all(nodes: Any, names: tuple[str, ...]) -> bool:
-    for name in names:
-        conn = await asyncpg.connect(nodes.admin_dsn(name))
-        try:
-            caught_up = await conn.fetchval(
-                "select not pg_is_wal_replay_paused()"
-                " and pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn()"
-            )
-        finally:
-            await conn.close()
-        if not caught_up:
-            return False
-    return True
-
-
 async def test_analytics_refused_for_lag_look_again_once_the_replicas_caught_up(
     settings: Settings, org: uuid.UUID, nodes: Any
 ) -> None:
@@ -216,10 +202,11 @@ async def test_analytics_refused_for_lag_look_again_once_the_replicas_caught_up(
             await session.analytics(where)
         for name in replicas:
             await nodes.resume_replay(name)
-        deadline = time.monotonic() + 20
-        while not await replayed_all(nodes, replicas):
-            assert time.monotonic() < deadline, "the replicas did not catch up"
-            await asyncio.sleep(0.05)
+        primary = await asyncpg.connect(nodes.admin_dsn("primary"))
+        try:
+            await wait_for_replicas(primary, [nodes.admin_dsn(name) for name in replicas])
+        finally:
+            await primary.close()
         await asyncio.sleep(0.15)  # older than the recheck age
         served, _ = await session.analytics(where)
         assert served in replicas
