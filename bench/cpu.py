@@ -10,6 +10,10 @@ this process's children (PostgreSQL's parallel query workers, for one) are
 not seen; their time lands in "other", the machine's busy time that no
 component accounts for.
 
+``wait_drained`` waits until the server and the database have finished the
+work of requests a load generator gave up on when it stopped, so that work
+is not counted against the next measured run.
+
 Must not: start or stop anything.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -92,3 +97,36 @@ class CpuMeter:
         used["other"] = max(busy - counted, 0.0)
         n = max(answered, 1)
         return {k: v * 1e6 / n for k, v in used.items()}
+
+
+DRAIN_STEP_S = 0.2
+DRAIN_IDLE_CPU_S = 0.02  # per step: 10 % of one core
+
+
+def wait_drained(server_pids: list[int], *, timeout_s: float = 60.0) -> float:
+    """Block until the server's processes, PostgreSQL and PgBouncer stay
+    nearly idle for two steps in a row; the seconds waited.
+
+    When ``wrk`` stops, the requests still open on its connections are
+    abandoned, not cancelled: a server keeps running them (queued analytics
+    and their SQL included). Measured right away, the next run would pay
+    for them without counting them: 32 abandoned Q6 requests are some 2 s
+    of both cores.
+    """
+    watched = set(server_pids)
+
+    def used() -> float:
+        return sum(
+            cpu
+            for pid, (comm, cpu) in _processes().items()
+            if pid in watched or comm in ("postgres", "pgbouncer")
+        )
+
+    t0 = time.monotonic()
+    last, quiet = used(), 0
+    while quiet < 2 and time.monotonic() - t0 < timeout_s:
+        time.sleep(DRAIN_STEP_S)
+        now = used()
+        quiet = quiet + 1 if now - last < DRAIN_IDLE_CPU_S else 0
+        last = now
+    return time.monotonic() - t0

@@ -32,7 +32,7 @@ import httpx
 import uvloop
 
 from bench import dataset, ingest, machine, raw
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, wait_drained
 from bench.load import Measurement, combine, ensure_wrk, run_wrk
 from bench.queries import DBX_DOCS, DBX_WALK, PGL_DOCS, PGL_WALK, QUERIES, Mix
 from bench.report import Results, render
@@ -151,6 +151,8 @@ def measure_http(
     opts = {"seconds": warmup, "connections": a.connections, "threads": a.threads}
     if warmup > 0:
         run_wrk(srv.url, token, path, **opts)
+    # abandoned requests of the warm-up (or of the previous run) finish first
+    wait_drained(srv.worker_pids)
     meter = CpuMeter(srv.worker_pids, client_is_self=False)
     before, busy0 = srv.cpu(), machine_cpu()
     meter.start()
@@ -160,6 +162,8 @@ def measure_http(
     busy1 = machine_cpu()
     m.cpu_split = [after - b for after, b in zip(srv.cpu(), before, strict=True)]
     m.machine_busy = (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1e-9)
+    # ... and those of this run before whatever is measured next
+    wait_drained(srv.worker_pids)
     return m
 
 

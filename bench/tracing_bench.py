@@ -36,6 +36,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.cpu import wait_drained
 from bench.load import run_wrk
 from bench.servers import Servers, cpu_seconds, dbx_server
 from gateway.config import Settings
@@ -127,6 +128,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name, server in running.items():
                     run_wrk(server.url, token, bodies_file, seconds=2, connections=16, threads=2)
+                    wait_drained(server.worker_pids)
                     cpu0 = sum(cpu_seconds(pid) for pid in server.worker_pids)
                     m = run_wrk(
                         server.url,
