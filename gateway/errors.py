@@ -77,6 +77,15 @@ class Unavailable(GatewayError):
     default_message = "No database may serve this request now; retry later"
 
 
+class ClientClosedRequest(GatewayError):
+    """The client went away while the request waited: its work was dropped.
+    Nobody reads the answer; the code shows in logs, metrics and traces."""
+
+    code = "CLIENT_CLOSED_REQUEST"
+    http_status = 499
+    default_message = "The client closed the connection before the answer was ready"
+
+
 class InternalError(GatewayError):
     code = "INTERNAL_SERVER_ERROR"
     http_status = 500
@@ -91,6 +100,7 @@ ERROR_CODES: tuple[type[GatewayError], ...] = (
     QueryTooComplex,
     Timeout,
     Unavailable,
+    ClientClosedRequest,
     InternalError,
 )
 

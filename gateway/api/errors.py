@@ -72,4 +72,5 @@ def status_for(errors: list[dict[str, Any]], data: Any) -> int:
         "QUERY_TOO_COMPLEX": 400,
         "TIMEOUT": 504,
         "UNAVAILABLE": 503,
+        "CLIENT_CLOSED_REQUEST": 499,
     }.get(code, 500)

@@ -9,8 +9,9 @@ middleware (``request.state``).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import orjson
 from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive
 from strawberry.http.ides import get_graphql_ide_html
 
 from gateway.api.context import Context
@@ -29,7 +31,7 @@ from gateway.api.plan import Planner
 from gateway.api.schema import GatewaySchema
 from gateway.auth import Principal
 from gateway.config import Settings
-from gateway.db.database import Database, DbSession
+from gateway.db.database import CLIENT_GONE, Database, DbSession
 from gateway.errors import BadUserInput, Forbidden, GatewayError, QueryTooComplex
 from gateway.observability import Observability
 
@@ -45,6 +47,21 @@ class MethodNotAllowed(GatewayError):
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type=JSON_TYPE, headers=headers)
+
+
+def _client_gone(receive: Receive) -> Callable[[], Awaitable[None]]:
+    """A coroutine function that returns once the client has disconnected
+    (``http.disconnect``), for a request whose body has been read."""
+
+    async def gone() -> None:
+        if (await receive())["type"] == "http.disconnect":
+            return
+        # an empty ``http.request`` (a GET's body): the next message tells
+        if (await receive())["type"] == "http.disconnect":
+            return
+        await asyncio.Event().wait()  # a server that cannot tell: never
+
+    return gone
 
 
 def error_response(err: GatewayError, request_id: str | None = None) -> Response:
@@ -86,12 +103,17 @@ class GraphQLHttp:
             session = self.db.session(
                 request.state.principal, request.headers.get(CONSISTENCY_HEADER)
             )
-            results = []
-            status = 200
-            for op in ops:
-                body, op_status = await self._run(request, session, op)
-                results.append(body)
-                status = op_status if not batched else 200
+            # the body is read: what ``receive`` says next is the client leaving
+            gone = CLIENT_GONE.set(_client_gone(request.receive))
+            try:
+                results = []
+                status = 200
+                for op in ops:
+                    body, op_status = await self._run(request, session, op)
+                    results.append(body)
+                    status = op_status if not batched else 200
+            finally:
+                CLIENT_GONE.reset(gone)
         except GatewayError as err:
             return error_response(err, request_id)
         headers = {CONSISTENCY_HEADER: session.token} if session.token else {}

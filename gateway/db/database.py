@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import hmac
 import logging
@@ -31,6 +32,7 @@ from gateway.db.nodes import Breaker, Node
 from gateway.db.router import Intent, Route, Router
 from gateway.errors import (
     PREPARED_STATEMENT_ERRORS,
+    ClientClosedRequest,
     GatewayError,
     Timeout,
     Unavailable,
@@ -72,6 +74,14 @@ def _setup_sql(tenant: TenantContext, timeout_ms: int, read_only: bool, comment:
         f" set_config('dbx.user_id', convert_from('\\x{user_hex}'::bytea, 'UTF8'), true),"
         f" set_config('statement_timeout', '{int(timeout_ms)}', true){comment}"
     )
+
+
+# Set per request by the HTTP layer: a coroutine function that returns when
+# the request's client has gone away. Waits that only queue (an analytics
+# slot) end early with ``ClientClosedRequest`` when it does.
+CLIENT_GONE: contextvars.ContextVar[Callable[[], Awaitable[object]] | None] = (
+    contextvars.ContextVar("dbx_client_gone", default=None)
+)
 
 
 class Database:
@@ -197,14 +207,20 @@ class Database:
         ``DBX_ANALYTICS_CONCURRENCY`` analytics transactions of this process
         run on ``node``. More CPU-bound statements than the node has cores
         only share its CPU out more thinly, and at a higher cost each; past a
-        few, they add no throughput, while the reads on the same replica wait."""
+        few, they add no throughput, while the reads on the same replica wait.
+        A request whose client goes away meanwhile (``CLIENT_GONE``) leaves
+        the queue with ``ClientClosedRequest`` instead of running for nobody."""
         if not slots.locked():
             await slots.acquire()  # free: no timer
             return
         node.analytics_waiting += 1
+        gone = CLIENT_GONE.get()
         try:
             async with asyncio.timeout(self.settings.analytics_timeout_ms / 1000):
-                await slots.acquire()
+                if gone is None:
+                    await slots.acquire()
+                else:
+                    await _acquire_unless_gone(slots, gone)
         except TimeoutError:
             raise Timeout("Too many analytics queries are running; retry later") from None
         finally:
@@ -453,6 +469,30 @@ async def _rollback(raw: RawConnection, exc: BaseException, timeout_s: float) ->
     except Exception:
         return False
     return True
+
+
+async def _acquire_unless_gone(
+    slots: asyncio.Semaphore, gone: Callable[[], Awaitable[object]]
+) -> None:
+    """``slots.acquire()``, or ``ClientClosedRequest`` when ``gone()``
+    returns first. A slot taken is either kept (returned normally) or given
+    back, also when the wait itself is cancelled (the analytics timeout)."""
+    acquire = asyncio.ensure_future(slots.acquire())
+    watch = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait((acquire, watch), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        if acquire.done() and not acquire.cancelled():
+            slots.release()
+        raise
+    finally:
+        watch.cancel()
+        acquire.cancel()  # no-op once done
+    if acquire.done() and not acquire.cancelled():
+        return  # both may be done: the slot is ours, the request goes on
+    if not watch.cancelled() and watch.exception() is not None:
+        log.debug("watching for the client failed", exc_info=watch.exception())
+    raise ClientClosedRequest()
 
 
 class _NotReplayed(Exception):

@@ -4,6 +4,7 @@ Starlette request carrying the principal the auth middleware would set."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from typing import Any
@@ -57,8 +58,8 @@ class TwoPaths:
 
         async def receive() -> dict[str, Any]:
             nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
+            if sent:  # a client that stays connected until it has the answer
+                await asyncio.Event().wait()
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 

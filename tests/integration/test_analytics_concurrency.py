@@ -16,8 +16,8 @@ import pytest
 from gateway.auth import Principal
 from gateway.config import Settings
 from gateway.db.connection import TenantConnection
-from gateway.db.database import DbSession
-from gateway.errors import Timeout
+from gateway.db.database import CLIENT_GONE, Database, DbSession
+from gateway.errors import ClientClosedRequest, Timeout
 from tests.integration.dbx_fixtures import running, tuned
 
 FAST: dict[str, Any] = {"probe_interval_s": 0.2, "connect_timeout_s": 2.0}
@@ -107,6 +107,43 @@ async def test_a_slot_is_waited_for_at_most_the_analytics_timeout(settings: Sett
         # the holders were not disturbed, and their slots are free again
         assert sorted(await asyncio.gather(*holders)) == ["replica_1", "replica_2"]
         assert await session.analytics(peak.hold, 0.0) in {"replica_1", "replica_2"}
+
+
+async def _analytics_as(db: Database, peak: Peak, gone: asyncio.Event) -> str:
+    """One analytics call of a request whose client leaves when ``gone`` is set."""
+    token = CLIENT_GONE.set(gone.wait)
+    try:
+        return await db.session(principal()).analytics(peak.hold, 0.0)
+    finally:
+        CLIENT_GONE.reset(token)
+
+
+async def test_a_request_whose_client_left_gives_up_its_place_in_the_queue(
+    settings: Settings,
+) -> None:
+    overrides = {"analytics_concurrency": 1, "analytics_timeout_ms": 10_000}
+    async with running(tuned(settings, FAST, **overrides)) as db:
+        session = db.session(principal())
+        peak = Peak()
+        holders = await hold_every_slot(session, peak, 1.5)
+        leaves, stays = asyncio.Event(), asyncio.Event()
+        left = asyncio.create_task(_analytics_as(db, peak, leaves))
+        stayed = asyncio.create_task(_analytics_as(db, peak, stays))
+        await asyncio.sleep(0.3)
+        assert sum(n.pool_stats()["analytics_waiting"] for n in db.nodes) == 2
+        t0 = time.monotonic()
+        leaves.set()
+        with pytest.raises(ClientClosedRequest):
+            await left
+        assert time.monotonic() - t0 < 0.5  # at once, not when a slot frees
+        assert sum(n.pool_stats()["analytics_waiting"] for n in db.nodes) == 1
+        # the holders and the request whose client stayed are served as before
+        assert sorted(await asyncio.gather(*holders)) == ["replica_1", "replica_2"]
+        assert await stayed in {"replica_1", "replica_2"}
+        # no slot was lost on the way
+        assert not any(
+            n.analytics_slots is not None and n.analytics_slots.locked() for n in db.nodes
+        )
 
 
 async def test_zero_lifts_the_limit(settings: Settings) -> None:
