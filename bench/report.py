@@ -13,7 +13,7 @@ from bench.ingest import IngestRate
 from bench.load import Measurement
 from bench.queries import TITLES
 
-SERVERS = ("dbx", "postgraphile", "raw")
+SERVERS = ("dbx", "postgraphile", "raw", "floor")
 
 
 @dataclass
@@ -117,14 +117,15 @@ def render(r: Results, *, labels: dict[str, str], seconds: float) -> str:
     lines += ["", "## Settings", "", *r.settings, "", "## Read path", ""]
     lines.append(
         f"| query | {labels['dbx']} | {labels['postgraphile']} | {labels['raw']}"
-        " | DBX / PostGraphile | DBX / raw |"
+        f" | {labels['floor']} | DBX / PostGraphile | DBX / raw | floor / raw | DBX / floor |"
     )
-    lines.append("| --- | --- | --- | --- | --- | --- |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for q, row in r.cells.items():
-        dbx, pgl, raw = (row.get(s) for s in SERVERS)
+        dbx, pgl, raw, floor = (row.get(s) for s in SERVERS)
         lines.append(
             f"| {TITLES[q]} | {_cell(dbx, 'req/s')} | {_cell(pgl, 'req/s')}"
-            f" | {_cell(raw, 'ops/s')} | {_ratio(dbx, pgl)} | {_ratio(dbx, raw)} |"
+            f" | {_cell(raw, 'ops/s')} | {_cell(floor, 'req/s')} | {_ratio(dbx, pgl)}"
+            f" | {_ratio(dbx, raw)} | {_ratio(floor, raw)} | {_ratio(dbx, floor)} |"
         )
     targets = _targets(r)
     if targets:

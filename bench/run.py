@@ -4,8 +4,8 @@ data set, with wrk; the report goes to ``bench/results/<date>-<name>.md`` and
 to stdout.
 
 Each query's cell is split into rounds (``--rounds``, 2 by default, 1 with
-``--quick``) that alternate the order: raw asyncpg, PostGraphile, DBX, then
-DBX, PostGraphile, raw asyncpg. Each measured run also records where the
+``--quick``) that alternate the order: raw asyncpg, the floor (``floor.py``),
+PostGraphile, DBX, then the reverse. Each measured run also records where the
 machine's CPU went per answered request (``cpu.py``).
 Every server this starts is stopped when the run ends, also on errors and
 Ctrl-C (``servers.Servers``).
@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import uvloop
 
-from bench import dataset, ingest, machine, raw
+from bench import dataset, floor, ingest, machine, raw
 from bench.cpu import CpuMeter, wait_drained
 from bench.load import Measurement, combine, ensure_wrk, run_wrk
 from bench.queries import DBX_DOCS, DBX_WALK, PGL_DOCS, PGL_WALK, QUERIES, Mix
@@ -87,6 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ingest-points", type=int, help="default 100000 (20000 with --quick)")
     p.add_argument("--no-ingest", action="store_true")
     p.add_argument("--no-dbx", action="store_true", help="skip DBX (e.g. while it cannot serve)")
+    p.add_argument("--no-floor", action="store_true", help="skip the floor server (bench/floor.py)")
     p.add_argument("--name", default="", help="report name (default: quick or full)")
     a = p.parse_args(argv)
     a.seconds = a.seconds or (5.0 if a.quick else 20.0)
@@ -212,6 +213,10 @@ def settings_lines(a: argparse.Namespace, target: str, dbx_nodes: str) -> list[s
         " (`dbx.org_id`, `dbx.user_id`), so RLS applies as for DBX",
         f"- raw asyncpg: {a.raw_tasks} tasks on a pool of {a.pool}, same tenant transaction,"
         f" through {target}",
+        f"- floor: `bench/floor.py`, {a.workers} workers of bare ASGI on the same uvicorn as DBX"
+        " running the raw column's SQL in the same tenant transaction, through the same node,"
+        " answering the rows as JSON (no GraphQL, authentication, tracing or routing), with"
+        " DBX's request bodies: the most an HTTP server in Python reaches here",
     ]
 
 
@@ -268,6 +273,12 @@ async def main_async(a: argparse.Namespace) -> Path:
                 dbx = servers.start(dbx_server(a.workers, run_dir, dbx_env), token)
             except RuntimeError as exc:
                 results.notes.append(f"DBX did not serve: {exc}")
+        floor_srv: Server | None = None
+        if not a.no_floor:
+            log("starting the floor server ...")
+            floor_srv = servers.start(
+                floor.floor_server(a.workers, run_dir, target, ds.org_id), token
+            )
         live = {"postgraphile": pgl, **({"dbx": dbx} if dbx else {})}
         mix.pgl_cursors = walk_cursors(pgl.url, token, PGL_WALK, "allAircrafts")
         if dbx is not None:
@@ -277,7 +288,7 @@ async def main_async(a: argparse.Namespace) -> Path:
                 results.notes.append(f"DBX fleet walk failed: {exc}")
         check_equivalence(live, token, ds, results)
         for q in a.queries:
-            await run_query(q, a, mix, live, token, target, run_dir, results)
+            await run_query(q, a, mix, live, floor_srv, token, target, run_dir, results)
         if not a.no_ingest:
             log(f"ingest: {a.ingest_points:,} points per path ...")
             base = dbx.url.removesuffix("/graphql") if dbx else None
@@ -288,6 +299,7 @@ async def main_async(a: argparse.Namespace) -> Path:
         "dbx": f"DBX ({a.workers} workers)",
         "postgraphile": f"PostGraphile v5 ({a.workers} processes)",
         "raw": f"raw asyncpg ({a.raw_tasks} tasks)",
+        "floor": f"floor ({a.workers} workers)",
     }
     text = render(results, labels=labels, seconds=a.seconds)
     out = HERE / "results" / f"{stamp:%Y-%m-%d-%H%M}-{a.name}.md"
@@ -318,14 +330,15 @@ async def run_query(
     a: argparse.Namespace,
     mix: Mix,
     live: dict[str, Server],
+    floor_srv: Server | None,
     token: str,
     target: str,
     run_dir: Path,
     results: Results,
 ) -> None:
     """Every server that can answer ``q`` is measured ``a.rounds`` times for
-    ``a.seconds / a.rounds`` each, in alternating order (raw, PostGraphile,
-    DBX, then the reverse), so a drift of the machine during the cell does
+    ``a.seconds / a.rounds`` each, in alternating order (raw, floor,
+    PostGraphile, DBX, then the reverse), so a drift of the machine during the cell does
     not favour whoever runs first; the rounds are combined per server."""
     Runner = Callable[[float, float], Awaitable[Measurement]]
     runners: list[tuple[str, Runner]] = []
@@ -342,6 +355,17 @@ async def run_query(
         )
 
     runners.append(("raw", raw_run))
+    if floor_srv is not None and q in floor.QUERIES:
+        floor_path = run_dir / f"floor-{q}.ndjson"
+        floor_path.write_text("\n".join(mix.bodies("dbx", q, BODIES)) + "\n")
+
+        async def floor_run(seconds: float, warmup: float) -> Measurement:
+            assert floor_srv is not None
+            return measure_http(floor_srv, token, floor_path, a, seconds=seconds, warmup=warmup)
+
+        runners.append(("floor", floor_run))
+    elif floor_srv is not None:
+        results.put(q, "floor", "n/a (opaque cursors)")
     for name, docs in (("postgraphile", PGL_DOCS), ("dbx", DBX_DOCS)):
         srv = live.get(name)
         if q not in docs:
