@@ -2,8 +2,8 @@
 that does the raw asyncpg column's work over HTTP, measured by ``bench.run``
 as the *floor* column beside DBX, PostGraphile and raw asyncpg.
 
-Bare ASGI (no framework) on the same uvicorn, uvloop and httptools as DBX,
-with as many workers on ``SO_REUSEPORT`` sockets as ``dbx-gateway serve``. It
+Bare ASGI (no framework) served by ``gateway.app.serve`` like DBX: the same
+uvicorn, uvloop and httptools, workers on ``SO_REUSEPORT`` sockets. It
 reads DBX's request body, picks the raw column's SQL from the operation name
 and variables (Q2-Q6; Q1's cursors are opaque), runs it in the same tenant
 transaction (the same three round trips, the same node through PgBouncer, a
@@ -23,9 +23,7 @@ Must not: write to the database, or serve anything beyond 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -35,11 +33,11 @@ from typing import Any
 
 import asyncpg
 import orjson
-import uvicorn
 
 from bench import raw
 from bench.queries import RAW_Q2, RAW_Q3
 from bench.servers import REPO, Server, free_port
+from gateway.app import serve
 from gateway.data.analytics import daily_stats_query
 from gateway.data.analytics_telemetry import TelemetryScope, stats_query
 
@@ -143,37 +141,6 @@ def create_app() -> FloorApp:
     return FloorApp()
 
 
-def _serve_worker(port: int) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(("127.0.0.1", port))
-    config = uvicorn.Config(
-        "bench.floor:create_app",
-        factory=True,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
-    uvicorn.Server(config).run(sockets=[sock])
-
-
-def serve(port: int, workers: int) -> None:
-    """``python -m bench.floor --serve PORT --workers N``: the floor server."""
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_serve_worker, args=(port,)) for _ in range(workers)]
-    for proc in procs:
-        proc.start()
-    try:
-        for proc in procs:
-            proc.join()
-    finally:
-        for proc in procs:
-            proc.terminate()
-
-
 def floor_server(workers: int, run_dir: Path, dsn: str, org: uuid.UUID) -> Server:
     port = free_port()
     return Server(
@@ -192,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--serve", type=int, required=True, help="port on 127.0.0.1")
     p.add_argument("--workers", type=int, default=2)
     a = p.parse_args(argv)
-    serve(a.serve, a.workers)
+    serve("127.0.0.1", a.serve, a.workers, app="bench.floor:create_app")
     return 0
 
 

@@ -345,19 +345,26 @@ def tune_gc(thresholds: tuple[int, int, int] | None) -> None:
     gc.set_threshold(*thresholds)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """uvicorn with uvloop and httptools.
+APP_FACTORY = "gateway.app:create_app"
+
+
+def serve(
+    host: str = "127.0.0.1", port: int = 8000, workers: int = 1, app: str = APP_FACTORY
+) -> None:
+    """uvicorn with uvloop and httptools, serving the ASGI app that the
+    factory ``app`` ("module:function") makes (the benchmark's floor server
+    runs on the very same machinery).
 
     Several workers each bind their own socket with ``SO_REUSEPORT``, so the
     kernel spreads new connections evenly over them; uvicorn's own
     ``--workers`` shares one listening socket and under keep-alive load can
     leave one worker with nearly all connections."""
     if workers <= 1:
-        _uvicorn_server(host, port).run()
+        _uvicorn_server(host, port, app).run()
         return
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_serve_worker, args=(host, port), name=f"dbx-gateway-worker-{i}")
+        ctx.Process(target=_serve_worker, args=(host, port, app), name=f"dbx-gateway-worker-{i}")
         for i in range(workers)
     ]
     for proc in procs:
@@ -382,9 +389,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
         raise SystemExit(f"a worker exited with {codes}")
 
 
-def _uvicorn_server(host: str, port: int) -> uvicorn.Server:
+def _uvicorn_server(host: str, port: int, app: str) -> uvicorn.Server:
     config = uvicorn.Config(
-        "gateway.app:create_app",
+        app,
         factory=True,
         host=host,
         port=port,
@@ -400,10 +407,10 @@ def _uvicorn_server(host: str, port: int) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def _serve_worker(host: str, port: int) -> None:
+def _serve_worker(host: str, port: int, app: str) -> None:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
-    _uvicorn_server(host, port).run(sockets=[sock])
+    _uvicorn_server(host, port, app).run(sockets=[sock])
