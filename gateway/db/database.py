@@ -475,12 +475,17 @@ async def _acquire_unless_gone(
     slots: asyncio.Semaphore, gone: Callable[[], Awaitable[object]]
 ) -> None:
     """``slots.acquire()``, or ``ClientClosedRequest`` when ``gone()``
-    returns first. A slot taken is either kept (returned normally) or given
-    back, also when the wait itself is cancelled (the analytics timeout)."""
+    returns first; when ``gone()`` fails instead, just the slot. A slot taken
+    is either kept (returned normally) or given back, also when the wait
+    itself is cancelled (the analytics timeout)."""
     acquire = asyncio.ensure_future(slots.acquire())
     watch = asyncio.ensure_future(gone())
     try:
         await asyncio.wait((acquire, watch), return_when=asyncio.FIRST_COMPLETED)
+        if not acquire.done() and watch.exception() is not None:
+            # no telling whether the client is there: it is assumed to be
+            log.debug("watching for the client failed", exc_info=watch.exception())
+            await acquire
     except BaseException:
         if acquire.done() and not acquire.cancelled():
             slots.release()
@@ -490,8 +495,6 @@ async def _acquire_unless_gone(
         acquire.cancel()  # no-op once done
     if acquire.done() and not acquire.cancelled():
         return  # both may be done: the slot is ours, the request goes on
-    if not watch.cancelled() and watch.exception() is not None:
-        log.debug("watching for the client failed", exc_info=watch.exception())
     raise ClientClosedRequest()
 
 

@@ -1,5 +1,6 @@
 """``_client_gone``: how the GraphQL endpoint tells that its client left,
-from the ASGI ``receive`` of a request whose body has been read."""
+from the ASGI ``receive`` of a request whose body has been read; and
+``_acquire_unless_gone``, the analytics slot wait that uses it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.api.http import _client_gone
+from gateway.db.database import _acquire_unless_gone
+from gateway.errors import ClientClosedRequest
 
 
 def receiver(*messages: dict[str, Any]) -> Any:
@@ -47,3 +50,52 @@ async def test_a_get_request_empty_body_comes_first() -> None:
 async def test_a_client_that_stays_is_never_gone(messages: tuple[dict[str, Any], ...]) -> None:
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(_client_gone(receiver(*messages))(), 0.2)
+
+
+# -- the slot wait that uses it (gateway.db.database) ---------------------------
+
+
+async def _never() -> None:
+    await asyncio.Event().wait()
+
+
+async def test_the_slot_wins_when_it_frees_first() -> None:
+    slots = asyncio.Semaphore(1)
+    await slots.acquire()
+    asyncio.get_running_loop().call_later(0.05, slots.release)
+    await asyncio.wait_for(_acquire_unless_gone(slots, _never), 1)
+    assert slots.locked()  # held by the caller now
+
+
+async def test_a_client_leaving_first_ends_the_wait_and_takes_no_slot() -> None:
+    slots = asyncio.Semaphore(1)
+    await slots.acquire()
+    left = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, left.set)
+    with pytest.raises(ClientClosedRequest):
+        await asyncio.wait_for(_acquire_unless_gone(slots, left.wait), 1)
+    slots.release()
+    assert not slots.locked()  # the one slot is free: nothing was kept for nobody
+
+
+async def test_a_failing_watch_waits_for_the_slot() -> None:
+    slots = asyncio.Semaphore(1)
+    await slots.acquire()
+
+    async def broken() -> None:
+        raise RuntimeError("receive failed")
+
+    asyncio.get_running_loop().call_later(0.1, slots.release)
+    await asyncio.wait_for(_acquire_unless_gone(slots, broken), 1)
+    assert slots.locked()
+
+
+async def test_a_timeout_while_waiting_keeps_no_slot() -> None:
+    slots = asyncio.Semaphore(1)
+    await slots.acquire()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await _acquire_unless_gone(slots, _never)
+    slots.release()
+    await asyncio.sleep(0)
+    assert not slots.locked()
