@@ -12,7 +12,7 @@ Must not: know table names.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -62,6 +62,7 @@ class TenantConnection:
         "timeout_s",
         "pool_wait_s",
         "commit_lsn",
+        "client_gone",
         "_observer",
         "_comment",
     )
@@ -85,6 +86,9 @@ class TenantConnection:
         self.commit_lsn: int | None = None
         self._observer = observer
         self._comment = observer.statement_comment() if observer is not None else ""
+        # set for long analytics: returns when the request's client has left,
+        # and the work on this connection is then cancelled
+        self.client_gone: Callable[[], Awaitable[object]] | None = None
 
     @property
     def node_name(self) -> str:

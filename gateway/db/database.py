@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from gateway.config import Settings
 from gateway.db.connection import RawConnection, StatementObserver, TenantConnection
@@ -194,6 +194,8 @@ class Database:
             await self._analytics_slot(route.node, slots)
         try:
             async with self._open_connection(route, tenant, intent, min_lsn) as conn:
+                if slots is not None:  # a long kind: worth cancelling for a client that left
+                    conn.client_gone = CLIENT_GONE.get()
                 t0 = time.perf_counter()
                 yield conn
                 if cost_key is not None:  # only runs that succeeded count
@@ -429,7 +431,9 @@ class Database:
             attempts += 1
             try:
                 async with self._open(route, tenant, intent, min_lsn, cost_key) as conn:
-                    return await fn(conn, *args, **kwargs)
+                    if conn.client_gone is None:
+                        return await fn(conn, *args, **kwargs)
+                    return await _unless_gone(fn(conn, *args, **kwargs), conn.client_gone)
             except _NotReplayed:
                 continue  # not an error: try the next candidate (ends with the primary)
             except PREPARED_STATEMENT_ERRORS as exc:
@@ -496,6 +500,37 @@ async def _acquire_unless_gone(
     if acquire.done() and not acquire.cancelled():
         return  # both may be done: the slot is ours, the request goes on
     raise ClientClosedRequest()
+
+
+async def _unless_gone(work: Awaitable[T], gone: Callable[[], Awaitable[object]]) -> T:
+    """``await work``; when ``gone()`` returns first, ``work`` is cancelled
+    (asyncpg then cancels its running statement in PostgreSQL, and the
+    transaction's ROLLBACK waits for that) and ``ClientClosedRequest`` is
+    raised. A failing ``gone()`` counts as a client that stayed."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+        if not task.done() and watch.exception() is not None:
+            log.debug("watching for the client failed", exc_info=watch.exception())
+            return await task
+    except BaseException:
+        task.cancel()  # this request is cancelled: so is its work
+        task.add_done_callback(_retrieve)
+        raise
+    finally:
+        watch.cancel()
+    if task.done():
+        return task.result()  # both may be done: the answer is there
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise ClientClosedRequest()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # seen: no "never retrieved" warning
 
 
 class _NotReplayed(Exception):

@@ -1,7 +1,7 @@
-"""An analytics request whose client disconnects while it waits for an
-analytics slot leaves the queue (``CLIENT_CLOSED_REQUEST``, counted as 499)
-instead of running for nobody, on the real server: uvicorn, a real socket
-that closes, one replica with one slot.
+"""An analytics request whose client disconnects leaves the slot queue, or
+has its running statement cancelled in PostgreSQL (``CLIENT_CLOSED_REQUEST``,
+counted as 499), instead of running for nobody, on the real server: uvicorn,
+a real socket that closes, one replica with one slot.
 
 The slot is held by a request whose statement waits on a lock: an ``ACCESS
 EXCLUSIVE`` lock taken on the primary is replayed by the replica, and every
@@ -11,9 +11,10 @@ query there that reads the table waits until the primary lets it go.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -65,82 +66,148 @@ async def _replica_holds_lock(dsn: str) -> bool:
     return bool(held)
 
 
-async def test_a_client_that_leaves_gives_up_its_place_in_the_analytics_queue(
-    one_slot_url: str,
-    token: Callable[..., str],
-    make_org: OrgFactory,
-    stack: dict[str, Any],
-) -> None:
-    org = await make_org()
-    await wait_replicated(stack)
-    auth = {"authorization": f"Bearer {token(org, 'analyst')}"}
-    body = orjson.dumps({"query": FLEET_STATS, "variables": {"since": "2026-01-01T00:00:00Z"}})
-    primary = next(n["admin_dsn"] for n in stack["nodes"] if n["role"] == "primary")
-    replica = next(n["admin_dsn"] for n in stack["nodes"] if n["name"] == "replica_1")
-    port = int(one_slot_url.rsplit(":", 1)[1])
-    gone_label = 'route="/graphql",method="POST",status="499"'
-    waiting_label = 'node="replica_1"'
+async def _waiting_statements(dsn: str) -> int:
+    """The gateway's statements on the replica that wait on a lock."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        n = await conn.fetchval(
+            "select count(*) from pg_stat_activity where usename = 'dbx_gateway'"
+            " and state = 'active' and wait_event_type = 'Lock'"
+        )
+    finally:
+        await conn.close()
+    return int(n)
 
-    async with httpx.AsyncClient(base_url=one_slot_url, timeout=30) as client:
 
-        async def metrics() -> str:
-            return (await client.get("/metrics")).text
+GONE = 'route="/graphql",method="POST",status="499"'
+WAITING = 'node="replica_1"'
 
-        before = _metric(await metrics(), "dbx_http_requests_total", gone_label)
-        locker = await asyncpg.connect(primary)
+
+class Scene:
+    """The one-slot gateway, an analyst of a fresh org, and the lock."""
+
+    def __init__(self, url: str, stack: dict[str, Any], bearer: str) -> None:
+        self.client = httpx.AsyncClient(base_url=url, timeout=30)
+        self.port = int(url.rsplit(":", 1)[1])
+        self.headers = {"authorization": f"Bearer {bearer}", "content-type": "application/json"}
+        self.body = orjson.dumps(
+            {"query": FLEET_STATS, "variables": {"since": "2026-01-01T00:00:00Z"}}
+        )
+        self.primary = next(n["admin_dsn"] for n in stack["nodes"] if n["role"] == "primary")
+        self.replica = next(n["admin_dsn"] for n in stack["nodes"] if n["name"] == "replica_1")
+
+    async def metric(self, name: str, labels: str) -> float:
+        return _metric((await self.client.get("/metrics")).text, name, labels)
+
+    async def post(self) -> httpx.Response:
+        return await self.client.post("/graphql", content=self.body, headers=self.headers)
+
+    async def send_and_keep(self) -> asyncio.StreamWriter:
+        """The request over a raw socket, left open: closing it is leaving."""
+        _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
+        writer.write(
+            b"POST /graphql HTTP/1.1\r\nhost: x\r\n"
+            + f"{head}content-length: {len(self.body)}\r\n\r\n".encode()
+            + self.body
+        )
+        await writer.drain()
+        return writer
+
+    @contextlib.asynccontextmanager
+    async def flights_locked(self) -> AsyncIterator[None]:
+        """An ACCESS EXCLUSIVE lock on flights, held on the primary and
+        replayed by the replica: queries there reading flights wait."""
+        locker = await asyncpg.connect(self.primary)
         tx = locker.transaction()
         await tx.start()
         try:
             await locker.execute("lock table dbx_aviation.flights in access exclusive mode")
             # the lock's WAL record sits in a page not yet flushed: a commit
             # elsewhere (one that took a transaction id) flushes it
-            flusher = await asyncpg.connect(primary)
+            flusher = await asyncpg.connect(self.primary)
             try:
                 await flusher.execute("select txid_current()")
             finally:
                 await flusher.close()
-            await _until(lambda: _replica_holds_lock(replica))
-            # holds the only slot: its statement waits on the replayed lock
-            holder = asyncio.create_task(
-                client.post(
-                    "/graphql", content=body, headers={**auth, "content-type": "application/json"}
-                )
-            )
-            await asyncio.sleep(0.5)
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(
-                b"POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                + f"authorization: {auth['authorization']}\r\n".encode()
-                + f"content-length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-
-            async def queued() -> bool:
-                return _metric(await metrics(), "dbx_analytics_waiting", waiting_label) == 1
-
-            await _until(queued)
-            writer.close()
-            await writer.wait_closed()
-
-            async def left() -> bool:
-                text = await metrics()
-                return (
-                    _metric(text, "dbx_http_requests_total", gone_label) == before + 1
-                    and _metric(text, "dbx_analytics_waiting", waiting_label) == 0
-                )
-
-            # while the slot is still held: the request left the queue, it did not wait its turn
-            await _until(left)
-            assert not holder.done()
+            await _until(lambda: _replica_holds_lock(self.replica))
+            yield
         finally:
             await tx.rollback()
             await locker.close()
-        answer = await holder
-        assert answer.status_code == 200, answer.text
-        assert "errors" not in answer.json()
-        # the slot is free again: the next request is served
-        again = await client.post(
-            "/graphql", content=body, headers={**auth, "content-type": "application/json"}
-        )
-        assert again.status_code == 200, again.text
+
+
+@pytest.fixture
+async def scene(
+    one_slot_url: str, token: Callable[..., str], make_org: OrgFactory, stack: dict[str, Any]
+) -> AsyncIterator[Scene]:
+    org = await make_org()
+    await wait_replicated(stack)
+    s = Scene(one_slot_url, stack, token(org, "analyst"))
+    try:
+        yield s
+    finally:
+        await s.client.aclose()
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_a_client_that_leaves_gives_up_its_place_in_the_analytics_queue(
+    scene: Scene,
+) -> None:
+    before = await scene.metric("dbx_http_requests_total", GONE)
+    async with scene.flights_locked():
+        # holds the only slot: its statement waits on the replayed lock
+        holder = asyncio.create_task(scene.post())
+        await _until(lambda: _statement_waits(scene))
+        writer = await scene.send_and_keep()
+
+        async def queued() -> bool:
+            return await scene.metric("dbx_analytics_waiting", WAITING) == 1
+
+        await _until(queued)
+        await _close(writer)
+
+        async def left() -> bool:
+            return (
+                await scene.metric("dbx_http_requests_total", GONE) == before + 1
+                and await scene.metric("dbx_analytics_waiting", WAITING) == 0
+            )
+
+        # while the slot is still held: the request left the queue, it did not wait its turn
+        await _until(left)
+        assert not holder.done()
+    answer = await holder
+    assert answer.status_code == 200, answer.text
+    assert "errors" not in answer.json()
+    # the slot is free again: the next request is served
+    again = await scene.post()
+    assert again.status_code == 200, again.text
+
+
+async def _statement_waits(scene: Scene) -> bool:
+    return await _waiting_statements(scene.replica) == 1
+
+
+async def test_a_client_that_leaves_has_its_running_statement_cancelled(scene: Scene) -> None:
+    before = await scene.metric("dbx_http_requests_total", GONE)
+    async with scene.flights_locked():
+        writer = await scene.send_and_keep()
+        await _until(lambda: _statement_waits(scene))
+        await _close(writer)
+
+        async def cancelled() -> bool:
+            return (
+                await _waiting_statements(scene.replica) == 0
+                and await scene.metric("dbx_http_requests_total", GONE) == before + 1
+            )
+
+        # the lock is still held: the statement did not end by itself
+        await _until(cancelled)
+    # the slot and the connection are fine: the next request is served
+    answer = await scene.post()
+    assert answer.status_code == 200, answer.text
+    assert "errors" not in answer.json()

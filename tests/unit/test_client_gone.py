@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.api.http import _client_gone
-from gateway.db.database import _acquire_unless_gone
+from gateway.db.database import _acquire_unless_gone, _unless_gone
 from gateway.errors import ClientClosedRequest
 
 
@@ -99,3 +99,43 @@ async def test_a_timeout_while_waiting_keeps_no_slot() -> None:
     slots.release()
     await asyncio.sleep(0)
     assert not slots.locked()
+
+
+# -- the work of a long analytics transaction ----------------------------------
+
+
+async def test_work_that_ends_first_gives_its_answer() -> None:
+    assert await _unless_gone(asyncio.sleep(0.01, result=7), _never) == 7
+
+
+async def test_a_client_leaving_first_cancels_the_work() -> None:
+    cancelled = asyncio.Event()
+
+    async def work() -> int:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return 1
+
+    left = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, left.set)
+    with pytest.raises(ClientClosedRequest):
+        await asyncio.wait_for(_unless_gone(work(), left.wait), 1)
+    assert cancelled.is_set()
+
+
+async def test_a_failing_watch_lets_the_work_finish() -> None:
+    async def broken() -> None:
+        raise RuntimeError("receive failed")
+
+    assert await _unless_gone(asyncio.sleep(0.05, result="done"), broken) == "done"
+
+
+async def test_work_errors_pass_through() -> None:
+    async def fails() -> None:
+        raise ValueError("statement failed")
+
+    with pytest.raises(ValueError):
+        await _unless_gone(fails(), _never)
