@@ -53,30 +53,31 @@ async def _until(check: Callable[[], Any], timeout_s: float = 10) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _replica_holds_lock(dsn: str) -> bool:
-    """Whether the replica has replayed the primary's lock on flights."""
+async def _count(dsn: str, sql: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
-        held = await conn.fetchval(
-            "select count(*) from pg_locks where relation = 'dbx_aviation.flights'::regclass"
-            " and mode = 'AccessExclusiveLock' and granted"
-        )
+        return int(await conn.fetchval(sql))
     finally:
         await conn.close()
-    return bool(held)
+
+
+async def _replica_holds_lock(dsn: str) -> bool:
+    """Whether the replica has replayed the primary's lock on flights."""
+    held = await _count(
+        dsn,
+        "select count(*) from pg_locks where relation = 'dbx_aviation.flights'::regclass"
+        " and mode = 'AccessExclusiveLock' and granted",
+    )
+    return held > 0
 
 
 async def _waiting_statements(dsn: str) -> int:
     """The gateway's statements on the replica that wait on a lock."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        n = await conn.fetchval(
-            "select count(*) from pg_stat_activity where usename = 'dbx_gateway'"
-            " and state = 'active' and wait_event_type = 'Lock'"
-        )
-    finally:
-        await conn.close()
-    return int(n)
+    return await _count(
+        dsn,
+        "select count(*) from pg_stat_activity where usename = 'dbx_gateway'"
+        " and state = 'active' and wait_event_type = 'Lock'",
+    )
 
 
 GONE = 'route="/graphql",method="POST",status="499"'
