@@ -356,8 +356,9 @@ async def run_query(
 
     runners.append(("raw", raw_run))
     if floor_srv is not None and q in floor.QUERIES:
-        floor_path = run_dir / f"floor-{q}.ndjson"
-        floor_path.write_text("\n".join(mix.bodies("dbx", q, BODIES)) + "\n")
+        # DBX's bodies file: the DBX runner below writes it again, and both
+        # servers then read the same bodies
+        floor_path = bodies_file(mix, "dbx", q, run_dir)
 
         async def floor_run(seconds: float, warmup: float) -> Measurement:
             assert floor_srv is not None

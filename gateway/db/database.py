@@ -77,8 +77,9 @@ def _setup_sql(tenant: TenantContext, timeout_ms: int, read_only: bool, comment:
 
 
 # Set per request by the HTTP layer: a coroutine function that returns when
-# the request's client has gone away. Waits that only queue (an analytics
-# slot) end early with ``ClientClosedRequest`` when it does.
+# the request's client has gone away. A wait for an analytics slot, and the
+# work of a transaction that took one, end early with ``ClientClosedRequest``
+# when it does.
 CLIENT_GONE: contextvars.ContextVar[Callable[[], Awaitable[object]] | None] = (
     contextvars.ContextVar("dbx_client_gone", default=None)
 )
@@ -478,28 +479,16 @@ async def _rollback(raw: RawConnection, exc: BaseException, timeout_s: float) ->
 async def _acquire_unless_gone(
     slots: asyncio.Semaphore, gone: Callable[[], Awaitable[object]]
 ) -> None:
-    """``slots.acquire()``, or ``ClientClosedRequest`` when ``gone()``
-    returns first; when ``gone()`` fails instead, just the slot. A slot taken
-    is either kept (returned normally) or given back, also when the wait
-    itself is cancelled (the analytics timeout)."""
+    """``slots.acquire()`` raced against the client (``_unless_gone``). A slot
+    taken is either kept (returned normally) or given back, also when the
+    wait itself is cancelled (the analytics timeout)."""
     acquire = asyncio.ensure_future(slots.acquire())
-    watch = asyncio.ensure_future(gone())
     try:
-        await asyncio.wait((acquire, watch), return_when=asyncio.FIRST_COMPLETED)
-        if not acquire.done() and watch.exception() is not None:
-            # no telling whether the client is there: it is assumed to be
-            log.debug("watching for the client failed", exc_info=watch.exception())
-            await acquire
+        await _unless_gone(acquire, gone)
     except BaseException:
-        if acquire.done() and not acquire.cancelled():
-            slots.release()
+        if acquire.done() and not acquire.cancelled() and acquire.exception() is None:
+            slots.release()  # granted as the wait ended otherwise
         raise
-    finally:
-        watch.cancel()
-        acquire.cancel()  # no-op once done
-    if acquire.done() and not acquire.cancelled():
-        return  # both may be done: the slot is ours, the request goes on
-    raise ClientClosedRequest()
 
 
 async def _unless_gone(work: Awaitable[T], gone: Callable[[], Awaitable[object]]) -> T:
