@@ -7,6 +7,7 @@ wait for replicas and read the statements a request ran.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class ServedGateway:
+    """A gateway served in a subprocess: its base URL and its worker's pid."""
+
+    url: str
+    pid: int
+
+
 def _served(overrides: dict[str, str]) -> Iterator[str]:
     """Base URL of a served gateway (uvicorn subprocess, one worker)."""
+    for served in _serve(overrides):
+        yield served.url
+
+
+def _serve(overrides: dict[str, str]) -> Iterator[ServedGateway]:
+    """A served gateway (uvicorn subprocess, one worker), stopped after."""
     port = _free_port()
     env = dict(os.environ)
     env.update(overrides)
@@ -79,7 +95,7 @@ def _served(overrides: dict[str, str]) -> Iterator[str]:
             raise RuntimeError(f"gateway did not start; see {log.name}")
         time.sleep(0.2)
     try:
-        yield url
+        yield ServedGateway(url, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -100,6 +116,29 @@ def resolver_gateway_url() -> Iterator[str]:
     """The gateway with the planned read path off: every field by resolvers
     and loaders."""
     yield from _served({"DBX_PLANNER": "off"})
+
+
+# A prod gateway cannot use the generated dev secret; its tokens are signed
+# with this one.
+PROD_JWT_SECRET = "e2e-prod-secret-" + "0123456789abcdef" * 3
+
+
+@pytest.fixture(scope="session")
+def prod_gateway() -> Iterator[ServedGateway]:
+    """The gateway in production mode (``DBX_ENV=prod``), one worker, with
+    its own JWT secret; ``prod_token`` signs for it."""
+    yield from _serve({"DBX_ENV": "prod", "DBX_JWT_SECRET": PROD_JWT_SECRET})
+
+
+@pytest.fixture(scope="session")
+def prod_token(settings: Settings) -> Callable[..., str]:
+    """``prod_token(org_id, role)``: a valid JWT for ``prod_gateway``."""
+    prod = replace(settings, jwt_secret=PROD_JWT_SECRET, jwt_public_key=None)
+
+    def make(org_id: uuid.UUID, role: str = "viewer", subject: str | None = None) -> str:
+        return mint_token(prod, org_id=org_id, role=role, subject=subject or f"e2e-{role}")
+
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -214,3 +253,63 @@ async def wait_replicas_serving(
         if time.monotonic() > deadline:
             raise AssertionError(f"replicas not serving after {timeout_s} s: {replicas}")
         await asyncio.sleep(0.1)
+
+
+class HealthWatch:
+    """Polls a worker's ``/healthz`` on fresh connections while a hostile
+    request runs, and keeps the slowest answer: an event loop frozen by one
+    request shows here as a slow or missing health answer.
+
+    ``async with HealthWatch(url) as watch: ...`` then ``watch.worst_s``.
+    """
+
+    def __init__(self, url: str, period_s: float = 0.02) -> None:
+        self.url = url
+        self.period_s = period_s
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    @property
+    def worst_s(self) -> float:
+        return max(self.samples, default=float("inf"))
+
+    async def _run(self) -> None:
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as c:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                r = await c.get("/healthz", headers={"connection": "close"})
+                r.raise_for_status()
+                self.samples.append(time.monotonic() - started)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.period_s)
+
+    async def __aenter__(self) -> HealthWatch:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident memory since the last ``reset_peak_rss``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Resets the peak (``VmHWM``) to the current resident size (Linux
+    ``clear_refs`` value 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
