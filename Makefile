@@ -9,7 +9,7 @@ REPLICAS ?= 2
 DEMO_ORG ?= skyline-airways
 PYTEST_ARGS ?=
 
-.PHONY: all setup venv stack migrate seed run test lint bench tokens down clean
+.PHONY: all setup venv stack migrate seed run test unit lint bench tokens down clean
 
 all: test
 
@@ -45,6 +45,10 @@ run: tokens
 
 test: setup
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# The pure cores alone: no database, no stack (promtool comes with `make stack`).
+unit: venv
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check gateway tests bench
