@@ -9,7 +9,11 @@ with ``format('%I')``); this module calls them in order and reports:
 2. partitions entirely older than every organization's retention are detached
    and moved to ``dbx_archive``;
 3. rows older than an organization's shorter retention move to
-   ``dbx_archive.flight_telemetry``, one ARCHIVE audit row per organization;
+   ``dbx_archive.flight_telemetry`` (migration 0012): a row is deleted from
+   the live table only if the archive now holds it with the same values; a
+   re-sent point whose archived copy differs stays live and is reported.
+   One ARCHIVE audit row per organization with expired rows, counting moved,
+   duplicate and kept rows;
 4. every materialized view in ``dbx_analytics`` is refreshed (concurrently
    where it can be).
 
@@ -32,6 +36,10 @@ class MaintainReport:
     partitions_created: int = 0
     partitions_archived: list[str] = field(default_factory=list)
     rows_archived: dict[str, int] = field(default_factory=dict)  # org id -> rows
+    # expired rows already archived with the same values: deleted, not moved
+    rows_duplicate: dict[str, int] = field(default_factory=dict)
+    # expired rows archived before with other values: kept live
+    rows_kept: dict[str, int] = field(default_factory=dict)
     views_refreshed: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -43,6 +51,10 @@ class MaintainReport:
             + (", ".join(self.partitions_archived) or "no expired partition"),
             "maintain: rows archived: "
             + (", ".join(f"{n} of org {o}" for o, n in self.rows_archived.items()) or "none"),
+            "maintain: expired rows already archived with the same values, deleted: "
+            + (", ".join(f"{n} of org {o}" for o, n in self.rows_duplicate.items()) or "none"),
+            "maintain: expired rows archived before with other values, kept live: "
+            + (", ".join(f"{n} of org {o}" for o, n in self.rows_kept.items()) or "none"),
             "maintain: materialized views refreshed: "
             + (", ".join(self.views_refreshed) or "none in dbx_analytics"),
             f"maintain: done in {self.seconds:.2f} s",
@@ -82,9 +94,17 @@ async def maintain_report(owner_dsn: str, months_ahead: int = 3) -> MaintainRepo
         async with conn.transaction():
             await conn.execute("select set_config('dbx.user_id', $1, true)", MAINTAIN_USER)
             for r in await conn.fetch(
-                "select org_id, moved from dbx_aviation.archive_org_telemetry()"
+                "select org_id, moved, duplicate_of_archived, kept_conflicting "
+                "from dbx_aviation.archive_org_telemetry()"
             ):
-                report.rows_archived[str(r["org_id"])] = int(r["moved"])
+                org = str(r["org_id"])
+                for counts, n in (
+                    (report.rows_archived, r["moved"]),
+                    (report.rows_duplicate, r["duplicate_of_archived"]),
+                    (report.rows_kept, r["kept_conflicting"]),
+                ):
+                    if n:
+                        counts[org] = int(n)
         for r in await conn.fetch(
             "select view_name, mode from dbx_aviation.refresh_analytics_views()"
         ):
