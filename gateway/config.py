@@ -94,6 +94,10 @@ class Limits:
     max_cost: int = 50_000  # estimated rows a query may ask for
     max_ingest_points: int = 10_000  # points per ingestTelemetry call
     max_ingest_bytes: int = 1 << 30  # NDJSON stream cap
+    ingest_idle_timeout_s: float = 10.0  # longest wait for the next NDJSON body chunk
+    ingest_max_line_bytes: int = 65_536  # longer NDJSON lines are rejected unread
+    ingest_max_rejections: int = 100  # rejections listed in an NDJSON answer
+    ingest_spool_memory_bytes: int = 16 << 20  # accepted points kept in memory before a file
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,18 @@ class Settings:
                 env, "DBX_MAX_INGEST_POINTS", Limits.max_ingest_points, 1, 1_000_000
             ),
             max_ingest_bytes=_int(env, "DBX_MAX_INGEST_BYTES", Limits.max_ingest_bytes, 1, 1 << 40),
+            ingest_idle_timeout_s=_num(
+                env, "DBX_INGEST_IDLE_TIMEOUT_S", Limits.ingest_idle_timeout_s, 0.1, 3600
+            ),
+            ingest_max_line_bytes=_int(
+                env, "DBX_INGEST_MAX_LINE_BYTES", Limits.ingest_max_line_bytes, 256, 1 << 24
+            ),
+            ingest_max_rejections=_int(
+                env, "DBX_INGEST_MAX_REJECTIONS", Limits.ingest_max_rejections, 0, 1_000_000
+            ),
+            ingest_spool_memory_bytes=_int(
+                env, "DBX_INGEST_SPOOL_MEMORY_BYTES", Limits.ingest_spool_memory_bytes, 0, 1 << 32
+            ),
         )
         return cls(
             env=mode,

@@ -25,7 +25,7 @@ from strawberry.http.ides import get_graphql_ide_html
 from gateway.api.context import Context
 from gateway.api.documents import DocumentCache
 from gateway.api.errors import format_error, gateway_error_json, status_for
-from gateway.api.ingest import ingest
+from gateway.api.ingest import ingest, ndjson_points
 from gateway.api.loaders import Loaders
 from gateway.api.plan import Planner
 from gateway.api.schema import GatewaySchema
@@ -43,6 +43,15 @@ class MethodNotAllowed(GatewayError):
     code = "BAD_USER_INPUT"
     http_status = 405
     default_message = "Mutations must use POST"
+
+
+class BodyReadTimeout(GatewayError):
+    """An NDJSON upload that sent nothing for the idle timeout: the client's
+    fault (408), ``extensions.reason`` = ``BODY_READ_TIMEOUT``."""
+
+    code = "BAD_USER_INPUT"
+    http_status = 408
+    default_message = "The request body stopped arriving"
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -211,9 +220,13 @@ class GraphQLHttp:
                 principal,
                 self.settings,
                 flight_id,
-                _ndjson(request),
+                ndjson_points(
+                    _body(request, self.settings.limits.ingest_idle_timeout_s),
+                    self.settings.limits.ingest_max_line_bytes,
+                ),
                 source="ndjson",
                 on_missing_partition=None if self.obs is None else self.obs.inc_missing_partition,
+                max_rejections=self.settings.limits.ingest_max_rejections,
             )
         except GatewayError as err:
             return error_response(err, request_id)
@@ -221,27 +234,25 @@ class GraphQLHttp:
         return json_response(out.as_json(), 200, headers)
 
 
-async def _ndjson(request: Request) -> AsyncIterator[tuple[int, Any]]:
-    """``(line index, decoded object)`` per line, streamed; blank lines are
-    skipped but keep their index."""
-    pending = b""
-    index = 0
-    async for chunk in request.stream():
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield index, _decode_line(line)
-            index += 1
-    if pending.strip():
-        yield index, _decode_line(pending)
-
-
-def _decode_line(line: bytes) -> Any:
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return "line is not valid JSON"  # validate_point rejects non-objects
+async def _body(request: Request, idle_s: float) -> AsyncIterator[bytes]:
+    """The request body's chunks; ``BodyReadTimeout`` when none arrives for
+    ``idle_s`` (ingest holds nothing in the database meanwhile, but the
+    socket and the points read so far)."""
+    stream = request.stream()
+    while True:
+        try:
+            async with asyncio.timeout(idle_s):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise BodyReadTimeout(
+                f"No body bytes arrived for {idle_s:g} s; the upload was abandoned"
+                " and nothing was stored",
+                reason="BODY_READ_TIMEOUT",
+            ) from None
+        if chunk:
+            yield chunk
 
 
 def _wants_html(request: Request) -> bool:

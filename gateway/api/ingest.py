@@ -1,8 +1,27 @@
-"""Telemetry ingest shared by ``ingestTelemetry`` and the NDJSON route:
-per-point validation in Python, then one write transaction that stages the
-accepted points with binary COPY and moves them into the partitioned table
-with ``ON CONFLICT DO NOTHING`` (duplicates counted, never stored twice).
-All accepted points land, or none.
+"""Telemetry ingest shared by ``ingestTelemetry`` and the NDJSON route, in
+two phases so that a slow or hostile client costs the database nothing until
+its data is all there:
+
+1. No transaction is open. One short read fetches the flight, the
+   organization's retention and the telemetry partitions that exist. Every
+   point is then validated in Python and each accepted one is encoded at
+   once into a spool in PostgreSQL's binary COPY format (kept in memory up
+   to ``DBX_INGEST_SPOOL_MEMORY_BYTES``, then in a temporary file). Rejected
+   points are listed up to ``DBX_INGEST_MAX_REJECTIONS`` and counted beyond.
+   The NDJSON body is split into lines here in linear time; a line longer
+   than ``DBX_INGEST_MAX_LINE_BYTES`` is rejected without being buffered.
+2. Once every point is in, one short write transaction stages the spool
+   chunk by chunk with binary COPY and moves each chunk into the partitioned
+   table with ``ON CONFLICT DO NOTHING`` (duplicates counted, never stored
+   twice). All accepted points land, or none.
+
+Which months a point may fall in: a point older than the organization's
+telemetry retention, or older than the oldest telemetry partition (months
+the deployment does not keep), or later than the future-skew window, is the
+client's problem: a per-point rejection. A point inside that range whose
+month has no partition is the operator's: the batch fails with
+``UNAVAILABLE``, a metric and a log line (``dbx-gateway maintain`` makes
+the partitions).
 
 Must not: write SQL (``gateway.data.telemetry``).
 """
@@ -10,16 +29,20 @@ Must not: write SQL (``gateway.data.telemetry``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import bisect
 import datetime as dt
+import itertools
 import logging
 import math
+import struct
+import tempfile
 import uuid
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 
 from gateway.auth import Principal
 from gateway.config import Settings
@@ -53,17 +76,26 @@ class Rejection:
     reason: str
 
 
+@dataclass(frozen=True)
+class BadLine:
+    """An NDJSON line rejected before it became a point."""
+
+    reason: str
+
+
 @dataclass
 class IngestOutcome:
     accepted: int = 0
     duplicates: int = 0
-    rejected: list[Rejection] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)  # the first ones only
+    rejected_count: int = 0  # all of them
 
     def as_json(self) -> dict[str, Any]:
         return {
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "rejected": [{"index": r.index, "reason": r.reason} for r in self.rejected],
+            "rejectedCount": self.rejected_count,
         }
 
 
@@ -88,12 +120,45 @@ def validate_point(raw: Any, now: dt.datetime, future_skew_s: int) -> Record | s
 _RANGES = tuple((key, float(lo), float(hi)) for key, (_, lo, hi) in METRICS.items())
 
 
-def point_validator(now: dt.datetime, future_skew_s: int) -> Callable[[Any], Record | str]:
+@dataclass(frozen=True)
+class KeptMonths:
+    """The time range a point may fall in beyond the fixed checks: not older
+    than the organization's retention nor than the oldest partition, and
+    the partitions that exist (sorted ``[lower, upper)`` bounds)."""
+
+    retention_days: int | None = None
+    lowers: tuple[dt.datetime, ...] = ()
+    uppers: tuple[dt.datetime, ...] = ()
+
+    def covers(self, t: dt.datetime) -> bool:
+        i = bisect.bisect_right(self.lowers, t) - 1
+        return i >= 0 and t < self.uppers[i]
+
+
+def point_validator(
+    now: dt.datetime, future_skew_s: int, kept: KeptMonths | None = None
+) -> Callable[[Any], Record | str]:
     """``validate_point`` with the clock fixed for one batch: the hot loop of
     ingest, so the common case (a dict of known keys and finite numbers in
     range) takes the shortest path."""
     latest = now + dt.timedelta(seconds=future_skew_s)
     too_late = f"recordedAt is more than {future_skew_s} s in the future"
+    # the earliest time kept, and what to say about a point before it
+    earliest, too_early = EPOCH, "recordedAt is before 1970-01-01"
+    if kept is not None and kept.retention_days is not None:
+        horizon = now - dt.timedelta(days=kept.retention_days)
+        if horizon > earliest:
+            earliest = horizon
+            too_early = (
+                "recordedAt is older than this organization's telemetry retention"
+                f" ({kept.retention_days} days)"
+            )
+    if kept is not None and kept.lowers and kept.lowers[0] > earliest:
+        earliest = kept.lowers[0]
+        too_early = (
+            f"recordedAt is before {earliest.astimezone(dt.UTC):%Y-%m-%d},"
+            " the oldest telemetry this deployment keeps"
+        )
     isfinite = math.isfinite
 
     def check(raw: Any) -> Record | str:
@@ -105,8 +170,8 @@ def point_validator(now: dt.datetime, future_skew_s: int) -> Callable[[Any], Rec
         t = _time(raw.get("recordedAt"))
         if isinstance(t, str):
             return t
-        if t < EPOCH:
-            return "recordedAt is before 1970-01-01"
+        if t < earliest:
+            return "recordedAt is before 1970-01-01" if t < EPOCH else too_early
         if t > latest:
             return too_late
         values: list[Any] = [t]
@@ -131,14 +196,151 @@ def point_validator(now: dt.datetime, future_skew_s: int) -> Callable[[Any], Rec
     return check
 
 
-def _months(first: dt.datetime, last: dt.datetime) -> str:
-    a, b = first.astimezone(dt.UTC), last.astimezone(dt.UTC)
-    out: list[str] = []
-    y, m = a.year, a.month
-    while (y, m) <= (b.year, b.month) and len(out) < 24:
-        out.append(f"{y:04d}-{m:02d}")
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return ", ".join(out)
+# -- the spool: accepted points in PostgreSQL's binary COPY format ------------
+
+PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+COPY_TRAILER = struct.pack(">h", -1)
+_FIELDS = 1 + len(METRICS)
+_ROW_HEAD = struct.Struct(">hiq")  # field count; recorded_at: length 8, microseconds
+_FLOAT = struct.Struct(">id")  # length 8, float8
+_NULL = struct.pack(">i", -1)
+_FULL_ROW = struct.Struct(">hiq" + "id" * len(METRICS))
+
+
+class Spool:
+    """Accepted points as binary COPY rows, cut into chunks of
+    ``INGEST_CHUNK`` rows; in memory up to ``memory_bytes``, then in a
+    temporary file. Also keeps the days (since 2000-01-01 UTC) the points
+    fall on, for the partition check."""
+
+    def __init__(self, memory_bytes: int) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=memory_bytes)  # noqa: SIM115 - closed by close()
+        self._buf = bytearray()
+        self._in_buf = 0
+        self._written = 0
+        self._chunks: list[tuple[int, int]] = []  # (offset, length) in the file
+        self.rows = 0
+        self.days: set[int] = set()
+
+    def add(self, rec: Record) -> None:
+        d = rec[0] - PG_EPOCH
+        us = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+        self.days.add(d.days)
+        if None in rec:
+            parts = [_ROW_HEAD.pack(_FIELDS, 8, us)]
+            for v in rec[1:]:
+                parts.append(_NULL if v is None else _FLOAT.pack(8, v))
+            self._buf += b"".join(parts)
+        else:
+            _, a, b, c, e, f, g, h, k = rec
+            self._buf += _FULL_ROW.pack(
+                _FIELDS, 8, us, 8, a, 8, b, 8, c, 8, e, 8, f, 8, g, 8, h, 8, k
+            )
+        self.rows += 1
+        self._in_buf += 1
+        if self._in_buf >= INGEST_CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._in_buf:
+            self._file.write(self._buf)
+            self._chunks.append((self._written, len(self._buf)))
+            self._written += len(self._buf)
+            self._buf = bytearray()
+            self._in_buf = 0
+
+    def chunks(self) -> Iterator[bytes]:
+        """Each chunk as one complete binary COPY stream."""
+        self._flush()
+        for offset, length in self._chunks:
+            self._file.seek(offset)
+            yield COPY_HEADER + self._file.read(length) + COPY_TRAILER
+
+    def months(self) -> list[str]:
+        return sorted({f"{PG_EPOCH + dt.timedelta(days=d):%Y-%m}" for d in self.days})
+
+    def missing_months(self, kept: KeptMonths) -> list[str]:
+        """Months with a day whose start and end both lie outside every
+        partition (a day only partly covered is left to the database)."""
+        out: set[str] = set()
+        for d in self.days:
+            start = PG_EPOCH + dt.timedelta(days=d)
+            end = start + dt.timedelta(days=1, microseconds=-1)
+            if not kept.covers(start) and not kept.covers(end):
+                out.add(f"{start:%Y-%m}")
+        return sorted(out)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# -- NDJSON lines --------------------------------------------------------------
+
+LINES_PER_BATCH = 1024
+
+
+async def ndjson_points(
+    chunks: AsyncIterable[bytes], max_line_bytes: int
+) -> AsyncIterator[list[tuple[int, Any]]]:
+    """``(line index, decoded value or BadLine)`` for the lines each body
+    chunk completes, in batches of at most ``LINES_PER_BATCH`` lines, in
+    linear time: only the unfinished tail of a line is carried over, and a
+    line past ``max_line_bytes`` is skipped to its end without being kept.
+    Blank lines are skipped but keep their index."""
+    too_long = BadLine(f"line is longer than {max_line_bytes} bytes")
+    pending = bytearray()
+    skipping = False  # inside a line already too long
+    index = 0
+    async for chunk in chunks:
+        out: list[tuple[int, Any]] = []
+        first = index
+        start = 0
+        find = chunk.find
+        while (nl := find(b"\n", start)) >= 0:
+            if index - first >= LINES_PER_BATCH:
+                yield out  # the consumer lets the event loop run between batches
+                out, first = [], index
+            if skipping:
+                out.append((index, too_long))
+                skipping = False
+            else:
+                if pending:
+                    pending += memoryview(chunk)[start:nl]
+                    line: bytes | bytearray = pending
+                else:
+                    line = chunk[start:nl]
+                if len(line) > max_line_bytes:
+                    out.append((index, too_long))
+                elif line.strip():
+                    out.append((index, _decode_line(line)))
+                if pending:
+                    pending = bytearray()
+            index += 1
+            start = nl + 1
+        rest = len(chunk) - start
+        if rest and not skipping:
+            if len(pending) + rest > max_line_bytes:
+                skipping = True
+                pending = bytearray()
+            else:
+                pending += memoryview(chunk)[start:]
+        if out:
+            yield out
+    if skipping:
+        yield [(index, too_long)]
+    elif pending.strip():
+        yield [(index, _decode_line(pending))]
+
+
+def _decode_line(line: bytes | bytearray) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return BadLine("line is not valid JSON")
+
+
+# -- ingest --------------------------------------------------------------------
 
 
 def _is_missing_partition(exc: BaseException) -> bool:
@@ -151,116 +353,138 @@ def _is_missing_partition(exc: BaseException) -> bool:
     )
 
 
+def _missing_partition(
+    months: list[str], flight_id: uuid.UUID, on_missing_partition: Callable[[], None] | None
+) -> Unavailable:
+    if on_missing_partition is not None:
+        on_missing_partition()
+    month_list = ", ".join(months[:24]) or "?"
+    log.error(
+        "telemetry partition missing", extra={"months": month_list, "flight_id": str(flight_id)}
+    )
+    return Unavailable(
+        f"The telemetry partition for {month_list} is missing; nothing was stored."
+        " This is a server-side problem: an operator must create the partition"
+        " (dbx-gateway maintain)."
+    )
+
+
+async def _kept_months(
+    session: DbSession, principal: Principal, flight_id: uuid.UUID
+) -> KeptMonths:
+    row = await session.read(telemetry_data.ingest_context, principal.org_id, flight_id)
+    if row is None:
+        # a replica may not have replayed a just-created flight yet
+        row = await session.db.run(
+            principal, "write", None, telemetry_data.ingest_context, principal.org_id, flight_id
+        )
+    if row is None:
+        raise NotFound("Flight not found")
+    return KeptMonths(
+        retention_days=int(row["telemetry_retention_days"]),
+        lowers=tuple(row["lowers"]),
+        uppers=tuple(row["uppers"]),
+    )
+
+
 async def ingest(
     session: DbSession,
     principal: Principal,
     settings: Settings,
     flight_id: uuid.UUID,
-    points: AsyncIterable[tuple[int, Any]] | Iterable[tuple[int, Any]],
+    points: AsyncIterable[Iterable[tuple[int, Any]]] | Iterable[tuple[int, Any]],
     *,
     source: str,
     on_missing_partition: Callable[[], None] | None = None,
+    max_rejections: int | None = None,
 ) -> IngestOutcome:
-    """Validate and store ``(index, raw point)`` pairs for one flight."""
-    check = point_validator(dt.datetime.now(dt.UTC), settings.telemetry_future_skew_s)
+    """Validate and store ``(index, raw point)`` pairs for one flight:
+    ``points`` is either those pairs or, streamed, batches of them. Only the
+    first ``max_rejections`` rejections are listed (all: None); all are
+    counted."""
+    kept = await _kept_months(session, principal, flight_id)
+    check = point_validator(dt.datetime.now(dt.UTC), settings.telemetry_future_skew_s, kept)
+    limits = settings.limits
     out = IngestOutcome()
-    staged = 0
-    first: dt.datetime | None = None
-    last: dt.datetime | None = None
+    spool = Spool(limits.ingest_spool_memory_bytes)
+    listed = math.inf if max_rejections is None else max_rejections
+    add = spool.add
 
-    def take(index: int, raw: Any) -> Record | None:
-        nonlocal staged, first, last
-        rec = check(raw)
-        if isinstance(rec, str):
-            out.rejected.append(Rejection(index, rec))
-            return None
-        staged += 1
-        t = rec[0]
-        if first is None or t < first:
-            first = t
-        if last is None or t > last:
-            last = t
-        return rec
-
-    async with session.write() as conn:
-        flight = await telemetry_data.flight_for_ingest(conn, principal.org_id, flight_id)
-        if flight is None:
-            raise NotFound("Flight not found")
-        await telemetry_data.create_staging(conn)
-        aircraft_id = flight["aircraft_id"]
-
-        async def move(chunk: list[Record]) -> int:
-            # stage one chunk and move it into the partitioned table; later
-            # chunks see earlier ones (same transaction), so a repeat across
-            # chunks is a conflict like any other
-            await telemetry_data.stage(conn, chunk)
-            moved = await telemetry_data.insert_staged(
-                conn, principal.org_id, flight_id, aircraft_id
-            )
-            await telemetry_data.clear_staging(conn)
-            return moved
-
-        # Pipelined: PostgreSQL moves chunk k while Python validates chunk
-        # k+1 (the connection is only ever used by the one pending task).
-        inserted = 0
-        pending: asyncio.Task[int] | None = None
-        chunk: list[Record] = []
-
-        async def hand_over() -> None:
-            nonlocal pending, chunk, inserted
-            if pending is not None:
-                inserted += await pending
-            pending = asyncio.create_task(move(chunk)) if chunk else None
-            chunk = []
-
-        try:
-            if isinstance(points, AsyncIterable):
-                async for index, raw in points:
-                    rec = take(index, raw)
-                    if rec is not None:
-                        chunk.append(rec)
-                        if len(chunk) >= INGEST_CHUNK:
-                            await hand_over()
+    def take(batch: Iterable[tuple[int, Any]]) -> None:
+        for index, raw in batch:
+            if type(raw) is BadLine:
+                reason = raw.reason
             else:
-                for index, raw in points:
-                    rec = take(index, raw)
-                    if rec is not None:
-                        chunk.append(rec)
-                        if len(chunk) >= INGEST_CHUNK:
-                            await hand_over()
-                            await asyncio.sleep(0)  # let the chunk go out
-            await hand_over()
-            await hand_over()
-        except asyncpg.exceptions.CheckViolationError as exc:
-            if not _is_missing_partition(exc):
-                raise
-            if on_missing_partition is not None:
-                on_missing_partition()
-            month_list = _months(first, last) if first and last else "?"
-            log.error(
-                "telemetry partition missing",
-                extra={"months": month_list, "flight_id": str(flight_id)},
-            )
-            raise Unavailable(
-                f"The telemetry partition for {month_list} is missing; nothing was stored."
-                " This is a server-side problem: an operator must create the partition"
-                " (dbx-gateway maintain)."
-            ) from None
-        finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
-        out.accepted = inserted
-        out.duplicates = staged - inserted
-        await telemetry_data.record_batch(
-            conn,
-            principal.org_id,
-            flight_id,
-            accepted=out.accepted,
-            duplicates=out.duplicates,
-            rejected=len(out.rejected),
-            source=source,
-            user_id=principal.subject,
-        )
+                rec = check(raw)
+                if type(rec) is not str:
+                    add(rec)  # type: ignore[arg-type]
+                    continue
+                reason = rec
+            out.rejected_count += 1
+            if len(out.rejected) < listed:
+                out.rejected.append(Rejection(index, reason))
+
+    try:
+        if isinstance(points, AsyncIterable):
+            async for batch in points:
+                take(batch)
+                await asyncio.sleep(0)  # a large body chunk does not hold the loop
+        else:
+            items = iter(points)
+            while batch := list(itertools.islice(items, INGEST_CHUNK)):
+                take(batch)
+                await asyncio.sleep(0)  # a large batch does not hold the loop
+        missing = spool.missing_months(kept)
+        if missing:
+            raise _missing_partition(missing, flight_id, on_missing_partition)
+        await _store(session, principal, flight_id, spool, out, source, on_missing_partition)
+    finally:
+        spool.close()
     return out
+
+
+async def _store(
+    session: DbSession,
+    principal: Principal,
+    flight_id: uuid.UUID,
+    spool: Spool,
+    out: IngestOutcome,
+    source: str,
+    on_missing_partition: Callable[[], None] | None,
+) -> None:
+    """The write transaction: everything it needs is already in ``spool``."""
+    inserted = 0
+    try:
+        async with session.write() as conn:
+            flight = await telemetry_data.flight_for_ingest(conn, principal.org_id, flight_id)
+            if flight is None:
+                raise NotFound("Flight not found")
+            if spool.rows:
+                await telemetry_data.create_staging(conn)
+                for i, data in enumerate(spool.chunks()):
+                    # later chunks see earlier ones (same transaction), so a
+                    # repeat across chunks is a conflict like any other
+                    if i:
+                        await telemetry_data.clear_staging(conn)
+                    await telemetry_data.stage_binary(conn, data)
+                    inserted += await telemetry_data.insert_staged(
+                        conn, principal.org_id, flight_id, flight["aircraft_id"]
+                    )
+            out.accepted = inserted
+            out.duplicates = spool.rows - inserted
+            await telemetry_data.record_batch(
+                conn,
+                principal.org_id,
+                flight_id,
+                accepted=out.accepted,
+                duplicates=out.duplicates,
+                rejected=out.rejected_count,
+                source=source,
+                user_id=principal.subject,
+            )
+    except asyncpg.exceptions.CheckViolationError as exc:
+        # a partition went missing after the check above (or covers only
+        # part of a day): still the operator's fault
+        if not _is_missing_partition(exc):
+            raise
+        raise _missing_partition(spool.months(), flight_id, on_missing_partition) from None

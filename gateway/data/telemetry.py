@@ -111,6 +111,32 @@ async def flight_for_ingest(
     )
 
 
+async def ingest_context(
+    conn: TenantConnection, org_id: uuid.UUID, flight_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """What ingest checks points against before it opens its transaction:
+    the flight, the organization's telemetry retention, and the bounds of
+    the telemetry partitions that exist (catalog text parsed back into
+    timestamps, as ``dbx_aviation.telemetry_partitions()`` does)."""
+    return await conn.fetchrow(
+        "select f.id, o.telemetry_retention_days,"
+        " array(select b[1]::timestamptz from pg_catalog.pg_inherits i"
+        "  join pg_catalog.pg_class c on c.oid = i.inhrelid"
+        "  cross join lateral regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),"
+        "   'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') as b"
+        "  where i.inhparent = 'dbx_aviation.flight_telemetry'::regclass order by 1) as lowers,"
+        " array(select b[2]::timestamptz from pg_catalog.pg_inherits i"
+        "  join pg_catalog.pg_class c on c.oid = i.inhrelid"
+        "  cross join lateral regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),"
+        "   'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') as b"
+        "  where i.inhparent = 'dbx_aviation.flight_telemetry'::regclass order by 1) as uppers"
+        " from dbx_aviation.flights f join dbx_aviation.organizations o on o.id = f.org_id"
+        " where f.org_id = $1 and f.id = $2",
+        org_id,
+        flight_id,
+    )
+
+
 async def create_staging(conn: TenantConnection) -> None:
     # Columns spelled out: LIKE on a partitioned parent is not portable here,
     # and the staging table needs no keys, constraints or RLS.
@@ -125,6 +151,12 @@ async def stage(
 ) -> None:
     """Binary COPY of ``(recorded_at, *metrics)`` tuples into the staging table."""
     await conn.copy_records(STAGING_TABLE, records, STAGING_COLUMNS)
+
+
+async def stage_binary(conn: TenantConnection, data: bytes) -> None:
+    """COPY of rows already encoded in the binary COPY format (header and
+    trailer included), columns in ``STAGING_COLUMNS`` order."""
+    await conn.copy_binary(STAGING_TABLE, data, STAGING_COLUMNS)
 
 
 async def clear_staging(conn: TenantConnection) -> None:

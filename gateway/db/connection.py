@@ -12,7 +12,7 @@ Must not: know table names.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -176,6 +176,30 @@ class TenantConnection:
         try:
             status = await self.raw.copy_records_to_table(
                 table, records=records, columns=list(columns), timeout=self.timeout_s
+            )
+        except BaseException as exc:
+            self._report(sql, t0, p0, None, exc)
+            raise
+        self._report(sql, t0, p0, _rowcount(status), None)
+        return status
+
+    async def copy_binary(self, table: str, data: bytes, columns: Sequence[str]) -> str:
+        """COPY of ``data``, rows already in PostgreSQL's binary COPY format
+        (header and trailer included), into ``table`` (a staging table, as
+        for ``copy_records``)."""
+        t0, p0 = time.time_ns(), time.perf_counter()
+        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)"
+
+        async def source() -> AsyncIterator[bytes]:
+            yield data
+
+        try:
+            status = await self.raw.copy_to_table(
+                table,
+                source=source(),
+                columns=list(columns),
+                format="binary",
+                timeout=self.timeout_s,
             )
         except BaseException as exc:
             self._report(sql, t0, p0, None, exc)

@@ -175,7 +175,7 @@ async def test_not_found_and_conflict_codes(make_org, api):
     assert code(r) == "CONFLICT"
 
 
-async def test_unavailable_for_missing_partition(make_org, api):
+async def test_point_before_kept_months_is_not_unavailable(make_org, api):
     org = await make_org()
     a = api(org, "operator")
     d = await a.data(
@@ -192,10 +192,10 @@ async def test_unavailable_for_missing_partition(make_org, api):
         ' {recordedAt: "1990-01-01T00:00:00Z", altitudeM: 10}]) { accepted } }',
         {"f": f["startFlight"]["id"]},
     )
-    assert r.status_code == 503 and code(r) == "UNAVAILABLE"
-    assert r.headers["retry-after"]
-    assert "1990-01" in r.json()["errors"][0]["message"]
-    assert "partition" in r.json()["errors"][0]["message"]
+    # before the months the deployment keeps: the client's problem, per
+    # point (UNAVAILABLE for a missing partition inside them:
+    # test_hostile_ingest)
+    assert r.status_code == 200 and "errors" not in r.json(), r.text
 
 
 async def test_introspection_and_suggestions_in_dev(viewer):
