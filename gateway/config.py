@@ -125,6 +125,13 @@ class Settings:
     # planned analytics statements whose recent runs took less than this on
     # average skip the slots above (0: every analytics transaction takes one)
     analytics_slot_min_ms: float = 20.0
+    # DBX_ANALYTICS_UNSLOTTED_MAX: such slot-free analytics transactions one
+    # worker runs on one node at once (never more than the pool less the
+    # slots less one connection kept for reads); past it they take a slot
+    analytics_unslotted_max: int = 4
+    # DBX_ANALYTICS_PER_REQUEST: analytics transactions one request runs at
+    # once (its other analytics fields wait their turn; 0: no limit)
+    analytics_per_request: int = 1
     connect_timeout_s: float = 2.0
     analytics_primary_fallback: bool = False
     # DBX_ANALYTICS_REPLICAS: the replicas analytics prefer (``replica_N``, N
@@ -233,6 +240,8 @@ class Settings:
             analytics_timeout_ms=_int(env, "DBX_ANALYTICS_TIMEOUT_MS", 30_000, 1, 3_600_000),
             analytics_concurrency=_int(env, "DBX_ANALYTICS_CONCURRENCY", 2, 0, 1000),
             analytics_slot_min_ms=_num(env, "DBX_ANALYTICS_SLOT_MIN_MS", 20.0, 0, 60_000),
+            analytics_unslotted_max=_int(env, "DBX_ANALYTICS_UNSLOTTED_MAX", 4, 0, 1000),
+            analytics_per_request=_int(env, "DBX_ANALYTICS_PER_REQUEST", 1, 0, 1000),
             connect_timeout_s=_num(env, "DBX_CONNECT_TIMEOUT_S", 2.0, 0.1, 60),
             analytics_primary_fallback=_bool(
                 env.get("DBX_ANALYTICS_PRIMARY_FALLBACK", "false"), "DBX_ANALYTICS_PRIMARY_FALLBACK"

@@ -18,9 +18,11 @@ import contextvars
 import hashlib
 import hmac
 import logging
+import math
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -47,6 +49,12 @@ log = logging.getLogger("dbx.db")
 RECHECK_LAG_S = 0.1
 
 WAL_LSN_SQL = "select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"
+# a token's LSN: lower-case hex as ``make_token`` writes it, within bigint
+TOKEN_LSN = re.compile(r"[0-9a-f]{1,16}")
+MAX_LSN = (1 << 63) - 1
+# a slot-free run this many times over DBX_ANALYTICS_SLOT_MIN_MS makes its
+# kind long at once (runs near the limit, as under load, move the average)
+LONG_RUN_FACTOR = 4
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -72,7 +80,9 @@ def _setup_sql(tenant: TenantContext, timeout_ms: int, read_only: bool, comment:
         f"BEGIN ISOLATION LEVEL READ COMMITTED{mode};"
         f"SELECT set_config('dbx.org_id', '{org}', true),"
         f" set_config('dbx.user_id', convert_from('\\x{user_hex}'::bytea, 'UTF8'), true),"
-        f" set_config('statement_timeout', '{int(timeout_ms)}', true){comment}"
+        f" set_config('statement_timeout', '{int(timeout_ms)}', true),"
+        # a backstop: a transaction idle that long is ended by the server
+        f" set_config('idle_in_transaction_session_timeout', '{int(timeout_ms)}', true){comment}"
     )
 
 
@@ -114,6 +124,12 @@ class Database:
         # runs of keyed analytics (planned statements), for skipping the slots
         self.analytics_runs = RecentRuns()
         self._slot_min_s = settings.analytics_slot_min_ms / 1000
+        # slot-free analytics at once per node: within the pool, less the
+        # slots and one connection kept for reads
+        self._unslotted_max = min(
+            settings.analytics_unslotted_max,
+            max(0, settings.pool_max_size - settings.analytics_concurrency - 1),
+        )
         self.router = Router(
             self.nodes,
             max_replica_lag_s=settings.max_replica_lag_s,
@@ -156,15 +172,13 @@ class Database:
         if not token:
             return None
         parts = token.strip().split(".")
-        if len(parts) != 3 or parts[0] != "1" or len(parts[1]) > 16:
+        if len(parts) != 3 or parts[0] != "1" or not TOKEN_LSN.fullmatch(parts[1]):
             return None
         mac = hmac.new(self._token_key, parts[1].encode(), hashlib.sha256).hexdigest()[:16]
         if not hmac.compare_digest(mac, parts[2]):
             return None
-        try:
-            return int(parts[1], 16)
-        except ValueError:
-            return None
+        lsn = int(parts[1], 16)
+        return lsn if lsn <= MAX_LSN else None  # a bigint, as PostgreSQL compares it
 
     # -- transactions --------------------------------------------------------
     def _timeout_ms(self, intent: Intent) -> int:
@@ -180,30 +194,45 @@ class Database:
         tenant: TenantContext,
         intent: Intent,
         min_lsn: int | None,
-        cost_key: str | None = None,
+        cost_key: Hashable | None = None,
     ) -> AsyncIterator[TenantConnection]:
         """A tenant transaction on ``route``'s node; analytics first take one
         of the node's analytics slots (``DBX_ANALYTICS_CONCURRENCY``), unless
-        ``cost_key``'s recent runs took under ``DBX_ANALYTICS_SLOT_MIN_MS`` on
-        average: the slots keep database-bound statements
-        from crowding a replica, while short ones, queued behind them, would
-        leave it idle between their round trips."""
-        slots = route.node.analytics_slots if intent == "analytics" else None
-        if cost_key is not None and self.analytics_runs.typical(cost_key) < self._slot_min_s:
-            slots = None  # a short kind
+        the recent runs of ``cost_key`` for this org took under
+        ``DBX_ANALYTICS_SLOT_MIN_MS`` on average and fewer than
+        ``DBX_ANALYTICS_UNSLOTTED_MAX`` such slot-free runs are under way on
+        the node: the slots keep database-bound statements from crowding a
+        replica, while short ones, queued behind them, would leave it idle
+        between their round trips. The allowance bounds what a statement
+        that turns out long (its history misled) can hold at once."""
+        node = route.node
+        slots = node.analytics_slots if intent == "analytics" else None
+        kind = None if cost_key is None else (tenant.org_id, cost_key)
+        unslotted = (
+            slots is not None
+            and kind is not None
+            and node.analytics_unslotted < self._unslotted_max
+            and self.analytics_runs.typical(kind) < self._slot_min_s
+        )
+        if unslotted:
+            slots = None  # a short kind, within the allowance
+            node.analytics_unslotted += 1
         if slots is not None:
-            await self._analytics_slot(route.node, slots)
+            await self._analytics_slot(node, slots)
         try:
             async with self._open_connection(route, tenant, intent, min_lsn) as conn:
                 if slots is not None:  # a long kind: worth cancelling for a client that left
                     conn.client_gone = CLIENT_GONE.get()
                 t0 = time.perf_counter()
                 yield conn
-                if cost_key is not None:  # only runs that succeeded count
-                    self.analytics_runs.record(cost_key, time.perf_counter() - t0)
+                if kind is not None:  # only runs that succeeded count
+                    long_s = self._slot_min_s * LONG_RUN_FACTOR if unslotted else math.inf
+                    self.analytics_runs.record(kind, time.perf_counter() - t0, long_s)
         finally:
             if slots is not None:
                 slots.release()
+            if unslotted:
+                node.analytics_unslotted -= 1
 
     async def _analytics_slot(self, node: Node, slots: asyncio.Semaphore) -> None:
         """Wait, at most the analytics timeout, until fewer than
@@ -217,6 +246,19 @@ class Database:
             await slots.acquire()  # free: no timer
             return
         node.analytics_waiting += 1
+        try:
+            await self._acquire_in_time(
+                slots, "Too many analytics queries are running; retry later"
+            )
+        finally:
+            node.analytics_waiting -= 1
+
+    async def _acquire_in_time(self, slots: asyncio.Semaphore, message: str) -> None:
+        """``slots.acquire()``, at most the analytics timeout (then
+        ``Timeout(message)``), leaving early when the client goes."""
+        if not slots.locked():
+            await slots.acquire()
+            return
         gone = CLIENT_GONE.get()
         try:
             async with asyncio.timeout(self.settings.analytics_timeout_ms / 1000):
@@ -225,9 +267,7 @@ class Database:
                 else:
                     await _acquire_unless_gone(slots, gone)
         except TimeoutError:
-            raise Timeout("Too many analytics queries are running; retry later") from None
-        finally:
-            node.analytics_waiting -= 1
+            raise Timeout(message) from None
 
     @asynccontextmanager
     async def _open_connection(
@@ -413,7 +453,7 @@ class Database:
         tenant: TenantContext,
         intent: Intent,
         min_lsn: int | None,
-        cost_key: str | None,
+        cost_key: Hashable | None,
         fn: Callable[Concatenate[TenantConnection, P], Awaitable[T]],
         *args: P.args,
         **kwargs: P.kwargs,
@@ -536,6 +576,9 @@ class DbSession:
         self.min_lsn = min_lsn
         self.written_lsn: int | None = None
         self._analytics_timed_out = False
+        # this request's analytics at once (DBX_ANALYTICS_PER_REQUEST), made
+        # on its first analytics
+        self._analytics_turns: asyncio.Semaphore | None = None
 
     async def read(
         self,
@@ -555,18 +598,36 @@ class DbSession:
 
     async def analytics_keyed(
         self,
-        cost_key: str | None,
+        cost_key: Hashable | None,
         fn: Callable[Concatenate[TenantConnection, P], Awaitable[T]],
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
         """``analytics`` for a statement whose cost ``cost_key`` names (the
-        same key, the same work): short ones skip the analytics slots."""
+        same key, the same work): short ones skip the analytics slots. A
+        request runs at most ``DBX_ANALYTICS_PER_REQUEST`` analytics
+        transactions at once: its other analytics fields (aliases) wait
+        their turn, at most the analytics timeout each, instead of taking
+        every slot of the node."""
         if self._analytics_timed_out:
             raise Timeout()
-        return await self.db.run_keyed(
-            self.tenant, "analytics", self.min_lsn, cost_key, fn, *args, **kwargs
+        per_request = self.db.settings.analytics_per_request
+        if not per_request:
+            return await self.db.run_keyed(
+                self.tenant, "analytics", self.min_lsn, cost_key, fn, *args, **kwargs
+            )
+        turns = self._analytics_turns
+        if turns is None:
+            turns = self._analytics_turns = asyncio.Semaphore(per_request)
+        await self.db._acquire_in_time(
+            turns, "This request's analytics fields took too long; ask for fewer at once"
         )
+        try:
+            return await self.db.run_keyed(
+                self.tenant, "analytics", self.min_lsn, cost_key, fn, *args, **kwargs
+            )
+        finally:
+            turns.release()
 
     def fail_analytics_fast(self) -> None:
         """This request's analytics statement already ran out of time (the

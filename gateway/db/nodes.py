@@ -83,6 +83,7 @@ class Node:
     # no limit) and how many wait for one of those slots
     analytics_slots: asyncio.Semaphore | None = None
     analytics_waiting: int = 0
+    analytics_unslotted: int = 0  # short analytics running without a slot
 
     @property
     def connect_dsn(self) -> str:

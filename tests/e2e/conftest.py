@@ -313,3 +313,43 @@ def reset_peak_rss(pid: int) -> None:
     """Resets the peak (``VmHWM``) to the current resident size (Linux
     ``clear_refs`` value 5)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+async def count_on(dsn: str, sql: str) -> int:
+    """One ``count(*)``-like value read on a fresh connection to ``dsn``."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(sql))
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def replayed_lock(primary_dsn: str, replica_dsn: str, table: str) -> AsyncIterator[None]:
+    """An ``ACCESS EXCLUSIVE`` lock on ``table`` held on the primary until
+    the block ends, and already replayed by the replica when it starts:
+    every query there that reads the table waits meanwhile."""
+    locker = await asyncpg.connect(primary_dsn)
+    tx = locker.transaction()
+    await tx.start()
+    try:
+        await locker.execute(f"lock table {table} in access exclusive mode")
+        # the lock's WAL record sits in a page not yet flushed: a commit
+        # elsewhere (one that took a transaction id) flushes it
+        flusher = await asyncpg.connect(primary_dsn)
+        try:
+            await flusher.execute("select txid_current()")
+        finally:
+            await flusher.close()
+        held = (
+            "select count(*) from pg_locks where relation = "
+            f"'{table}'::regclass and mode = 'AccessExclusiveLock' and granted"
+        )
+        deadline = time.monotonic() + 10
+        while not await count_on(replica_dsn, held):
+            assert time.monotonic() < deadline, "the replica did not replay the lock"
+            await asyncio.sleep(0.05)
+        yield
+    finally:
+        await tx.rollback()
+        await locker.close()

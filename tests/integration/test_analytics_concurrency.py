@@ -20,7 +20,12 @@ from gateway.db.database import CLIENT_GONE, Database, DbSession
 from gateway.errors import ClientClosedRequest, Timeout
 from tests.integration.dbx_fixtures import running, tuned
 
-FAST: dict[str, Any] = {"probe_interval_s": 0.2, "connect_timeout_s": 2.0}
+# analytics_per_request 0: one session here stands for many requests
+FAST: dict[str, Any] = {
+    "probe_interval_s": 0.2,
+    "connect_timeout_s": 2.0,
+    "analytics_per_request": 0,
+}
 
 
 class Peak:
@@ -181,7 +186,8 @@ async def test_short_kinds_skip_the_slots_long_and_new_ones_wait(settings: Setti
         session = db.session(principal())
         assert await session.analytics_keyed("short", _select_one) == 1  # took a slot: unknown
         assert await session.analytics_keyed("long", _sleep_then_one, 0.3) == 1
-        assert db.analytics_runs.typical("short") < 0.2 <= db.analytics_runs.typical("long")
+        runs = db.analytics_runs
+        assert runs.typical(_kind(session, "short")) < 0.2 <= runs.typical(_kind(session, "long"))
         holders = await hold_every_slot(session, Peak(), 2.5)
         t0 = time.monotonic()
         assert await session.analytics_keyed("short", _select_one) == 1
@@ -192,8 +198,56 @@ async def test_short_kinds_skip_the_slots_long_and_new_ones_wait(settings: Setti
         )
         assert [type(w) for w in waited] == [Timeout, Timeout], waited
         # a failed run is not a short one: it did not count
-        assert db.analytics_runs.typical("never-seen") == float("inf")
+        assert db.analytics_runs.typical(_kind(session, "never-seen")) == float("inf")
         await asyncio.gather(*holders)
+
+
+def _kind(session: DbSession, key: str) -> tuple[uuid.UUID, str]:
+    """How ``Database`` keys a kind's runs: per org."""
+    return (session.tenant.org_id, key)
+
+
+async def test_one_orgs_short_kind_is_not_short_for_another(settings: Settings) -> None:
+    """Runs are timed per org: another org's first run of a key that is
+    short for one org waits for a slot like any kind never seen."""
+    async with running(one_slot(settings, timeout_ms=1_000, slot_min_ms=200.0)) as db:
+        small = db.session(principal())
+        for _ in range(2):
+            assert await small.analytics_keyed("short", _select_one) == 1
+        holders = await hold_every_slot(small, Peak(), 2.0)
+        assert await small.analytics_keyed("short", _select_one) == 1  # no slot needed
+        with pytest.raises(Timeout):
+            await db.session(principal()).analytics_keyed("short", _select_one)
+        await asyncio.gather(*holders)
+
+
+async def test_one_request_runs_one_analytics_transaction_at_once(settings: Settings) -> None:
+    """DBX_ANALYTICS_PER_REQUEST=1: a request's concurrent analytics (aliased
+    fields) run one after another; another request meanwhile gets a slot."""
+    overrides = {"analytics_per_request": 1, "analytics_concurrency": 2}
+    async with running(tuned(settings, FAST, **overrides)) as db:
+        running_now, high = 0, 0
+        started = asyncio.Event()
+
+        async def field(conn: TenantConnection) -> None:
+            nonlocal running_now, high
+            running_now += 1
+            high = max(high, running_now)
+            started.set()
+            try:
+                await conn.fetchval("select pg_sleep(0.2)")
+            finally:
+                running_now -= 1
+
+        request = db.session(principal())
+        fields = [asyncio.create_task(request.analytics(field)) for _ in range(4)]
+        await asyncio.wait_for(started.wait(), 10)
+        t0 = time.monotonic()
+        await db.session(principal()).analytics(_select_one)
+        other_s = time.monotonic() - t0
+        await asyncio.gather(*fields)
+        assert high == 1, high  # never two at once, on any node
+        assert other_s < 0.15, other_s
 
 
 async def _sleep_then_one(conn: TenantConnection, seconds: float) -> int:

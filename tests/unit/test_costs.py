@@ -1,10 +1,13 @@
-"""``RecentRuns``: a moving average of each kind's runs (about the last 16)."""
+"""``RecentRuns``: a moving average of each kind's runs (about the last 16);
+``argument_scale``: the part of a kind its arguments make."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import uuid
 
-from gateway.db.costs import MAX_KINDS, RecentRuns
+from gateway.db.costs import MAX_KINDS, RecentRuns, argument_scale
 
 
 def test_unknown_kinds_count_as_long() -> None:
@@ -44,3 +47,33 @@ def test_the_number_of_kinds_is_bounded() -> None:
         runs.record(str(i), 0.001)
     assert len(runs._avg) <= MAX_KINDS
     assert runs.typical(str(MAX_KINDS + 4)) == 0.001
+
+
+def test_a_run_over_the_long_limit_makes_its_kind_long_at_once() -> None:
+    runs = RecentRuns()
+    runs.record("k", 0.001)
+    runs.record("k", 0.5, long_s=0.08)
+    assert runs.typical("k") == 0.5
+    runs.record("k", 0.05, long_s=0.08)  # under the limit: the average moves
+    assert runs.typical("k") < 0.5
+
+
+def test_kinds_may_be_any_hashable_key() -> None:
+    runs = RecentRuns()
+    runs.record(("org-a", "sql", (2,)), 0.001)
+    assert runs.typical(("org-b", "sql", (2,))) == math.inf
+
+
+def test_argument_scale_tells_window_spans_and_magnitudes_apart() -> None:
+    now = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+    day = now - dt.timedelta(days=1)
+    year = now - dt.timedelta(days=366)
+    org = uuid.uuid4()
+    assert argument_scale([org, day], now) != argument_scale([org, year], now)
+    # the same span of other dates, another org: the same scale
+    assert argument_scale([org, day], now) == argument_scale([uuid.uuid4(), day], now)
+    assert argument_scale([dt.date(2026, 1, 1), dt.date(2026, 1, 2)], now) == argument_scale(
+        [year], now
+    )
+    assert argument_scale([org, 10], now) != argument_scale([org, 500], now)
+    assert argument_scale([org, "text", 1.5], now) == argument_scale([org], now)

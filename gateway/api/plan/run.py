@@ -35,6 +35,7 @@ from gateway.api.plan.compile import AnalyticsRoot, Decline, Plan, Typename, com
 from gateway.api.plan.sql import bind, shape, statement
 from gateway.auth import Principal
 from gateway.data import planned
+from gateway.db.costs import argument_scale
 from gateway.db.database import DbSession
 from gateway.errors import GatewayError, Timeout
 from gateway.observability import Observability
@@ -121,9 +122,10 @@ class Planner:
         try:
             if plan.intent == "analytics":
                 # as the resolvers' `ctx.db.analytics`: replicas, analytics
-                # timeout; a statement text names its cost (short ones skip
-                # the analytics slots)
-                return await session.analytics_keyed(sql, planned.fetch_json, sql, values)
+                # timeout; a statement text and its arguments' scale name
+                # its cost (short ones skip the analytics slots)
+                kind = (sql, argument_scale(values))
+                return await session.analytics_keyed(kind, planned.fetch_json, sql, values)
             return await session.read(planned.fetch_json, sql, values)
         except Timeout:
             if _one_analytics_field(plan):
