@@ -22,6 +22,7 @@ Must not: run as the gateway role, or drop anything.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -62,6 +63,31 @@ class MaintainReport:
         return "\n".join(lines)
 
 
+# Partition DDL locks flight_telemetry against every reader and writer, and
+# while it waits for a lock every telemetry statement queues behind it: it
+# waits at most PARTITION_LOCK_TIMEOUT, then backs off and tries again.
+PARTITION_LOCK_TIMEOUT = "200ms"
+PARTITION_ATTEMPTS = 10
+PARTITION_BACKOFF_S = 0.5
+
+
+async def _ensure_partitions(conn: asyncpg.Connection, months_ahead: int) -> asyncpg.Record | None:
+    for attempt in range(1, PARTITION_ATTEMPTS + 1):
+        try:
+            async with conn.transaction():
+                await conn.execute(f"set local lock_timeout = '{PARTITION_LOCK_TIMEOUT}'")
+                return await conn.fetchrow(
+                    "select from_month, created "
+                    "from dbx_aviation.ensure_telemetry_partitions_ahead($1)",
+                    months_ahead,
+                )
+        except asyncpg.exceptions.LockNotAvailableError:
+            if attempt == PARTITION_ATTEMPTS:
+                raise
+            await asyncio.sleep(PARTITION_BACKOFF_S * attempt)
+    return None
+
+
 async def maintain(owner_dsn: str, months_ahead: int = 3) -> str:
     return str(await maintain_report(owner_dsn, months_ahead=months_ahead))
 
@@ -75,15 +101,10 @@ async def maintain_report(owner_dsn: str, months_ahead: int = 3) -> MaintainRepo
     try:
         # each step in its own transaction: a failed refresh must not undo
         # the partitions made for tomorrow's data
-        async with conn.transaction():
-            row = await conn.fetchrow(
-                "select from_month, created "
-                "from dbx_aviation.ensure_telemetry_partitions_ahead($1)",
-                months_ahead,
-            )
-            if row is not None:
-                report.from_month = row["from_month"].isoformat()
-                report.partitions_created = int(row["created"])
+        row = await _ensure_partitions(conn, months_ahead)
+        if row is not None:
+            report.from_month = row["from_month"].isoformat()
+            report.partitions_created = int(row["created"])
         async with conn.transaction():
             await conn.execute("select set_config('dbx.user_id', $1, true)", MAINTAIN_USER)
             for r in await conn.fetch(
