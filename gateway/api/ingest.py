@@ -277,7 +277,7 @@ class Spool:
 
 # -- NDJSON lines --------------------------------------------------------------
 
-LINES_PER_BATCH = 1024
+LINES_PER_BATCH = 256
 
 
 async def ndjson_points(
