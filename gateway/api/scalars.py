@@ -3,7 +3,9 @@ shape with ``datetime.fromisoformat`` (well under a microsecond) and leaves
 everything else to Strawberry's own parser (``dateutil``'s ``isoparse``,
 some 15 µs a value), so the accepted inputs, the values and the error
 messages stay exactly Strawberry's. A batch of 1000 telemetry points has
-1000 of them.
+1000 of them. Values outside years 0002-9998 (UTC; naive values read as
+UTC) are refused as the client's error: near year 1 or 9999 a conversion
+to UTC, the driver's encoding or a window's arithmetic would overflow.
 
 Must not: write SQL.
 """
@@ -22,20 +24,33 @@ _PLAIN = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
     r"(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})?"
 )
+# Python's datetime range, less a year each side for offsets and windows
+EARLIEST = dt.datetime(2, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # exclusive
+OUT_OF_RANGE = "A DateTime must lie between 0002-01-01 and 9998-12-31 (UTC)"
+
+
+def in_range(value: dt.datetime) -> dt.datetime:
+    """``value``, or ValueError when it lies outside [EARLIEST, LATEST)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    if not EARLIEST <= aware < LATEST:
+        raise ValueError(OUT_OF_RANGE)
+    return value
 
 
 def parse_datetime(value: str) -> dt.datetime:
     """Strawberry's ``DateTime`` parser, faster for the plain shape: both
     parsers give the same instant and offset there; whatever
     ``fromisoformat`` refuses (hour 24, an offset of 24 h) goes to
-    ``isoparse``, which then decides."""
-    if _PLAIN.fullmatch(value):
-        try:
-            return dt.datetime.fromisoformat(value)
-        except ValueError:
-            pass
-    parsed: dt.datetime = dateutil.parser.isoparse(value)
-    return parsed
+    ``isoparse``, which then decides. Then the range check."""
+    parsed: dt.datetime | None
+    try:
+        parsed = dt.datetime.fromisoformat(value) if _PLAIN.fullmatch(value) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        parsed = dateutil.parser.isoparse(value)
+    return in_range(parsed)
 
 
 def _override() -> dict[object, ScalarDefinition]:
