@@ -98,6 +98,7 @@ class Limits:
     ingest_max_line_bytes: int = 65_536  # longer NDJSON lines are rejected unread
     ingest_max_rejections: int = 100  # rejections listed in an NDJSON answer
     ingest_spool_memory_bytes: int = 16 << 20  # accepted points kept in memory before a file
+    cache_bytes: int = 32 << 20  # per cache (checked documents, read plans) and worker
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ class Settings:
             ingest_spool_memory_bytes=_int(
                 env, "DBX_INGEST_SPOOL_MEMORY_BYTES", Limits.ingest_spool_memory_bytes, 0, 1 << 32
             ),
+            cache_bytes=_int(env, "DBX_DOCUMENT_CACHE_BYTES", Limits.cache_bytes, 0, 1 << 34),
         )
         return cls(
             env=mode,

@@ -1,6 +1,7 @@
-"""Query documents: token, depth and alias limits, then validation, all
-before any resolver (and so any SQL) runs; results cached per process by
-query text (LRU), so a repeated query is checked once.
+"""Query documents: token, depth and alias limits, then validation and the
+one-field rule for mutations, all before any resolver (and so any SQL)
+runs; results cached per process by a digest of the query text (LRU,
+bounded by entries and by bytes), so a repeated query is checked once.
 
 Aliases are counted through fragments (a fragment spread N times counts N
 times) and fragment sizes are memoised, so neither cycles nor nested
@@ -12,7 +13,8 @@ Must not: write SQL.
 
 from __future__ import annotations
 
-import re
+import hashlib
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -39,16 +41,30 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from gateway.api.errors import strip_suggestions
 from gateway.config import Limits
 from gateway.errors import BadUserInput, GatewayError, QueryTooComplex
 
-SUGGESTION = re.compile(r"\s*Did you mean .*?\?")
+# Memory of a parsed document per token (nodes, locations, the token list):
+# about 400 bytes; with the text, a cached document's weight.
+AST_BYTES_PER_TOKEN = 400
+ENTRY_OVERHEAD = 256
+
+
+def document_key(query: str) -> bytes:
+    """The caches' key for a query text: a digest, so a cache keeps no copy
+    of the text itself."""
+    return hashlib.blake2b(query.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 @dataclass(frozen=True)
 class Prepared:
     document: DocumentNode | None
     errors: tuple[GatewayError, ...]
+    key: bytes = b""
+    # bytes this outcome keeps alive: the text and parsed form of a
+    # document (the document's source holds the text), or the messages
+    weight: int = ENTRY_OVERHEAD
 
     def operation_type(self, name: str | None) -> OperationType:
         """The type of the operation to run; BAD_USER_INPUT when ambiguous."""
@@ -161,8 +177,41 @@ def check_limits(doc: DocumentNode, limits: Limits) -> list[GatewayError]:
     return errors
 
 
+def mutation_fields(doc: DocumentNode) -> int:
+    """The most root fields (response keys, ``__typename`` aside) that one
+    mutation operation of a valid document selects, through aliases, inline
+    fragments and fragment spreads; directives are not evaluated."""
+    fragments = {d.name.value: d for d in doc.definitions if isinstance(d, FragmentDefinitionNode)}
+
+    def keys(sel: SelectionSetNode, seen: frozenset[str]) -> set[str]:
+        out: set[str] = set()
+        for node in sel.selections:
+            if isinstance(node, FieldNode):
+                if node.name.value != "__typename":
+                    out.add(node.alias.value if node.alias else node.name.value)
+            elif isinstance(node, InlineFragmentNode):
+                out |= keys(node.selection_set, seen)
+            elif isinstance(node, FragmentSpreadNode):
+                name = node.name.value
+                frag = fragments.get(name)
+                if frag is not None and name not in seen:
+                    out |= keys(frag.selection_set, seen | {name})
+        return out
+
+    return max(
+        (
+            len(keys(op.selection_set, frozenset()))
+            for op in doc.definitions
+            if isinstance(op, OperationDefinitionNode) and op.operation is OperationType.MUTATION
+        ),
+        default=0,
+    )
+
+
 class DocumentCache:
-    """Parses, limit-checks and validates query texts; remembers outcomes."""
+    """Parses, limit-checks and validates query texts; remembers outcomes,
+    at most ``maxsize`` of them and ``limits.cache_bytes`` of their weight
+    (a document heavier than that is checked again each time)."""
 
     def __init__(
         self, schema: GraphQLSchema, limits: Limits, *, prod: bool, maxsize: int = 512
@@ -171,38 +220,46 @@ class DocumentCache:
         self._limits = limits
         self._prod = prod
         self._maxsize = maxsize
-        self._entries: OrderedDict[str, Prepared] = OrderedDict()
+        self._max_bytes = limits.cache_bytes
+        self._bytes = 0
+        self._entries: OrderedDict[bytes, Prepared] = OrderedDict()
         rules = [*specified_rules, MaybeNullValidationRule, OneOfInputValidationRule]
         if prod:
             rules.append(NoSchemaIntrospectionCustomRule)
         self._rules = tuple(rules)
 
     def get(self, query: str) -> Prepared:
-        hit = self._entries.get(query)
+        key = document_key(query)
+        hit = self._entries.get(key)
         if hit is not None:
-            self._entries.move_to_end(query)
+            self._entries.move_to_end(key)
             return hit
-        prepared = self._prepare(query)
-        self._entries[query] = prepared
-        if len(self._entries) > self._maxsize:
-            self._entries.popitem(last=False)
+        prepared = self._prepare(query, key)
+        if prepared.weight <= self._max_bytes:
+            self._entries[key] = prepared
+            self._bytes += prepared.weight
+            while len(self._entries) > self._maxsize or self._bytes > self._max_bytes:
+                self._bytes -= self._entries.popitem(last=False)[1].weight
         return prepared
 
     def _message(self, text: str) -> str:
-        return SUGGESTION.sub("", text) if self._prod else text
+        return strip_suggestions(text) if self._prod else text
 
-    def _prepare(self, query: str) -> Prepared:
-        if count_tokens(query, self._limits.max_tokens) > self._limits.max_tokens:
-            return Prepared(
-                None, (QueryTooComplex(f"Query has more than {self._limits.max_tokens} tokens"),)
-            )
+    def _prepare(self, query: str, key: bytes) -> Prepared:
+        def failed(*errors: GatewayError) -> Prepared:
+            weight = ENTRY_OVERHEAD + sum(sys.getsizeof(e.message) for e in errors)
+            return Prepared(None, errors, key, weight)
+
+        tokens = count_tokens(query, self._limits.max_tokens)
+        if tokens > self._limits.max_tokens:
+            return failed(QueryTooComplex(f"Query has more than {self._limits.max_tokens} tokens"))
         try:
             doc = parse(query, max_tokens=self._limits.max_tokens + 1)
         except GraphQLError as exc:
-            return Prepared(None, (BadUserInput(self._message(f"Syntax error: {exc.message}")),))
+            return failed(BadUserInput(self._message(f"Syntax error: {exc.message}")))
         limit_errors = check_limits(doc, self._limits)
         if limit_errors:
-            return Prepared(None, tuple(limit_errors))
+            return failed(*limit_errors)
         errors = validate(self._schema, doc, self._rules, max_errors=20)
         if errors:
             out: list[GatewayError] = []
@@ -213,5 +270,20 @@ class DocumentCache:
                     )
                 else:
                     out.append(BadUserInput(self._message(e.message)))
-            return Prepared(None, tuple(out))
-        return Prepared(doc, ())
+            return failed(*out)
+        if mutation_fields(doc) > 1:
+            # Each mutation field commits on its own: a later one failing
+            # would leave the earlier ones written.
+            return failed(
+                BadUserInput(
+                    "A mutation operation may select one mutation field; send each as its"
+                    " own operation"
+                )
+            )
+        # the parsed form keeps comments in its token list too ('#' bounds them)
+        weight = (
+            ENTRY_OVERHEAD
+            + sys.getsizeof(query)
+            + AST_BYTES_PER_TOKEN * (tokens + query.count("#"))
+        )
+        return Prepared(doc, (), key, weight)

@@ -95,7 +95,10 @@ class GraphQLHttp:
 
     def __post_init__(self) -> None:
         if self.planner is None and self.settings.planner:
-            self.planner = Planner(self.schema._schema, max_first=self.settings.limits.max_first)
+            limits = self.settings.limits
+            self.planner = Planner(
+                self.schema._schema, max_first=limits.max_first, max_bytes=limits.cache_bytes
+            )
 
     # -- /graphql --------------------------------------------------------------
     async def graphql(self, request: Request) -> Response:
@@ -166,7 +169,7 @@ class GraphQLHttp:
                 session,
                 principal,
                 op,
-                prepared.document,  # type: ignore[arg-type]
+                prepared,
                 self.obs,
             )
             if text is not None:

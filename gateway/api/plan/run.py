@@ -2,8 +2,10 @@
 whose single value is the response's ``data`` JSON, built by PostgreSQL,
 or returns None so the resolver path answers.
 
-Plans are cached per (query text, operation name), bounded LRU, declines
-included; statement texts per argument shape inside each plan. A request
+Plans are cached per (digest of the query text, operation name), LRU
+bounded by entries and by bytes (a plan keeps its document alive, so it
+weighs what the document weighs), declines included; statement texts per
+argument shape inside each plan. A request
 costs a variable coercion, argument checks, one tenant read transaction
 (``DbSession.read``: replica routing, read-your-writes, retries) and no
 JSON parsing in Python: the text goes into the body as an
@@ -27,10 +29,11 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from graphql import DocumentNode, GraphQLSchema
+from graphql import GraphQLSchema
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from gateway.api.documents import ENTRY_OVERHEAD, Prepared
 from gateway.api.plan.compile import AnalyticsRoot, Decline, Plan, Typename, compile_plan
 from gateway.api.plan.sql import bind, shape, statement
 from gateway.auth import Principal
@@ -47,26 +50,42 @@ MAX_SHAPES = 32  # statement texts per plan (argument shapes)
 class Planner:
     """Per process; built by ``GraphQLHttp`` when ``settings.planner`` is on."""
 
-    def __init__(self, schema: GraphQLSchema, *, max_first: int, maxsize: int = 512) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        *,
+        max_first: int,
+        maxsize: int = 512,
+        max_bytes: int = 32 << 20,
+    ) -> None:
         self._schema = schema
         self._max_first = max_first
         self._maxsize = maxsize
-        self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        # (plan or None for a decline, weight)
+        self._plans: OrderedDict[tuple[bytes, str | None], tuple[Plan | None, int]] = OrderedDict()
         self.planned = 0  # answered here (for tests and the bench)
         self.declined = 0
 
-    def plan(self, query: str, name: str | None, document: DocumentNode) -> Plan | None:
-        key = (query, name)
-        if key in self._plans:
+    def plan(self, prepared: Prepared, name: str | None) -> Plan | None:
+        """The plan of a checked document's operation, or None (declined)."""
+        key = (prepared.key, name)
+        hit = self._plans.get(key)
+        if hit is not None:
             self._plans.move_to_end(key)
-            return self._plans[key]
+            return hit[0]
+        assert prepared.document is not None
         try:
-            plan: Plan | None = compile_plan(self._schema, document, name)
+            plan: Plan | None = compile_plan(self._schema, prepared.document, name)
         except Decline:
             plan = None
-        self._plans[key] = plan
-        if len(self._plans) > self._maxsize:
-            self._plans.popitem(last=False)
+        weight = prepared.weight if plan is not None else ENTRY_OVERHEAD
+        if weight <= self._max_bytes:
+            self._plans[key] = (plan, weight)
+            self._bytes += weight
+            while len(self._plans) > self._maxsize or self._bytes > self._max_bytes:
+                self._bytes -= self._plans.popitem(last=False)[1][1]
         return plan
 
     def statement_for(
@@ -91,11 +110,11 @@ class Planner:
         session: DbSession,
         principal: Principal,
         op: dict[str, Any],
-        document: DocumentNode,
+        prepared: Prepared,
         obs: Observability | None = None,
     ) -> str | None:
         """The ``data`` JSON text, or None when the resolver path must answer."""
-        plan = self.plan(op["query"], op["operationName"], document)
+        plan = self.plan(prepared, op["operationName"])
         # the role the resolver path checks: `read` for plain reads,
         # `analytics` (Query.analytics) for analytics
         if plan is None or not principal.can(plan.intent):
