@@ -11,8 +11,7 @@ cheap runs say nothing of another's.
 
 A moving average over about the last 16 runs: a statement whose cost
 depends on its data counts as long while its long runs are common, not as
-short because some runs were; and one run over the limit makes its kind
-long at once. Under load every run takes longer, so a short kind may cross
+short because some runs were. Under load every run takes longer, so a short kind may cross
 the limit and queue until the load eases. A kind first seen has no runs and
 counts as long.
 
@@ -39,17 +38,14 @@ class RecentRuns:
         """Seconds a run of ``key`` has taken lately; inf when none ran."""
         return self._avg.get(key, math.inf)
 
-    def record(self, key: Hashable, seconds: float, long_s: float = math.inf) -> None:
-        """A run of ``key`` took ``seconds``; a run of at least ``long_s``
-        makes the kind long at once (its average becomes at least that run)."""
+    def record(self, key: Hashable, seconds: float) -> None:
         avg = self._avg.get(key)
         if avg is None:
             if len(self._avg) >= MAX_KINDS:
                 self._avg.clear()  # rare: every kind counts as long again
             self._avg[key] = seconds
             return
-        avg += WEIGHT * (seconds - avg)
-        self._avg[key] = max(avg, seconds) if seconds >= long_s else avg
+        self._avg[key] = avg + WEIGHT * (seconds - avg)
 
 
 def argument_scale(values: Iterable[object], now: dt.datetime | None = None) -> tuple[int, ...]:

@@ -18,7 +18,6 @@ import contextvars
 import hashlib
 import hmac
 import logging
-import math
 import re
 import time
 import uuid
@@ -52,9 +51,6 @@ WAL_LSN_SQL = "select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"
 # a token's LSN: lower-case hex as ``make_token`` writes it, within bigint
 TOKEN_LSN = re.compile(r"[0-9a-f]{1,16}")
 MAX_LSN = (1 << 63) - 1
-# a slot-free run this many times over DBX_ANALYTICS_SLOT_MIN_MS makes its
-# kind long at once (runs near the limit, as under load, move the average)
-LONG_RUN_FACTOR = 4
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -226,8 +222,7 @@ class Database:
                 t0 = time.perf_counter()
                 yield conn
                 if kind is not None:  # only runs that succeeded count
-                    long_s = self._slot_min_s * LONG_RUN_FACTOR if unslotted else math.inf
-                    self.analytics_runs.record(kind, time.perf_counter() - t0, long_s)
+                    self.analytics_runs.record(kind, time.perf_counter() - t0)
         finally:
             if slots is not None:
                 slots.release()

@@ -49,15 +49,6 @@ def test_the_number_of_kinds_is_bounded() -> None:
     assert runs.typical(str(MAX_KINDS + 4)) == 0.001
 
 
-def test_a_run_over_the_long_limit_makes_its_kind_long_at_once() -> None:
-    runs = RecentRuns()
-    runs.record("k", 0.001)
-    runs.record("k", 0.5, long_s=0.08)
-    assert runs.typical("k") == 0.5
-    runs.record("k", 0.05, long_s=0.08)  # under the limit: the average moves
-    assert runs.typical("k") < 0.5
-
-
 def test_kinds_may_be_any_hashable_key() -> None:
     runs = RecentRuns()
     runs.record(("org-a", "sql", (2,)), 0.001)
