@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hmac
 import logging
 import multiprocessing
 import random
@@ -41,7 +42,7 @@ from gateway.auth import Principal, TokenVerifier, bearer_token
 from gateway.config import Settings
 from gateway.data import organizations
 from gateway.db.database import Database
-from gateway.errors import GatewayError, QueryTooComplex, Unauthenticated
+from gateway.errors import Forbidden, GatewayError, QueryTooComplex, Unauthenticated
 from gateway.observability import Observability
 
 log = logging.getLogger("dbx.app")
@@ -55,6 +56,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID_HEADER = b"x-request-id"
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ORG_CACHE_TTL_S = 30.0
+# Paths that take no JWT. /readyz and /metrics check the ops token instead
+# (``ops_access``): probes stay cheap, node details are the operator's.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
@@ -243,14 +246,45 @@ async def _healthz(request: Request) -> Response:
     return json_response({"status": "ok"})
 
 
+def ops_access(settings: Settings, authorization: str | None) -> GatewayError | None:
+    """None when the request may see operational details (``/metrics``,
+    the nodes in ``/readyz``: DSNs, addresses, errors), else why not.
+
+    With ``DBX_OPS_TOKEN`` set, only ``Authorization: Bearer <token>``
+    may (compared in constant time). Unset, dev is open and prod refuses."""
+    token = settings.ops_token
+    if token is None:
+        if settings.is_prod:
+            return Forbidden("Operational details are off: the operator has not set DBX_OPS_TOKEN")
+        return None
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "replace"), token.encode()
+    ):
+        return None
+    return Unauthenticated("Operational details need Authorization: Bearer <DBX_OPS_TOKEN>")
+
+
 async def _readyz(request: Request) -> Response:
-    db: Database = request.state.runtime.db
-    ready = db.router.primary.usable
-    return json_response({"ready": ready, "nodes": db.describe()}, 200 if ready else 503)
+    """200 or 503 by whether the primary is usable. The node details only
+    for the ops token (a kubelet sends none and gets ``{"ready": ...}``);
+    a wrong token is refused."""
+    rt: Runtime = request.state.runtime
+    ready = rt.db.router.primary.usable
+    authorization = request.headers.get("authorization")
+    denied = ops_access(rt.settings, authorization)
+    if denied is None:
+        return json_response({"ready": ready, "nodes": rt.db.describe()}, 200 if ready else 503)
+    if authorization is not None and isinstance(denied, Unauthenticated):
+        return error_response(denied, getattr(request.state, "request_id", None))
+    return json_response({"ready": ready}, 200 if ready else 503)
 
 
 async def _metrics(request: Request) -> Response:
     rt: Runtime = request.state.runtime
+    denied = ops_access(rt.settings, request.headers.get("authorization"))
+    if denied is not None:
+        return error_response(denied, getattr(request.state, "request_id", None))
     text = rt.obs.metrics_text(rt.db.describe())
     return Response(text, media_type="text/plain; version=0.0.4")
 

@@ -113,6 +113,9 @@ class Settings:
     jwt_audience: str | None = None
     jwt_leeway_s: int = 30
     jwt_key_ids: frozenset[str] = frozenset()  # accepted `kid` headers; none: no kid allowed
+    # DBX_OPS_TOKEN: bearer token for /metrics and the /readyz node details.
+    # Unset: open in dev, refused in prod (anonymous /readyz says only ready)
+    ops_token: str | None = None
     max_replica_lag_s: float = 5.0
     pool_min_size: int = 2
     pool_max_size: int = 8
@@ -164,6 +167,8 @@ class Settings:
             raise ConfigError("set DBX_JWT_SECRET or DBX_JWT_PUBLIC_KEY_FILE")
         if self.jwt_secret is not None and len(self.jwt_secret) < 32:
             raise ConfigError("DBX_JWT_SECRET must be at least 32 characters")
+        if self.ops_token is not None and len(self.ops_token) < 32:
+            raise ConfigError("DBX_OPS_TOKEN must be at least 32 characters")
         unknown = sorted(set(self.analytics_replicas) - set(self.replica_names))
         if unknown:
             raise ConfigError(
@@ -233,6 +238,7 @@ class Settings:
             jwt_key_ids=frozenset(
                 k.strip() for k in env.get("DBX_JWT_KEY_IDS", "").split(",") if k.strip()
             ),
+            ops_token=env.get("DBX_OPS_TOKEN", "").strip() or None,
             max_replica_lag_s=_num(env, "DBX_MAX_REPLICA_LAG_S", 5.0, 0, 86_400),
             pool_min_size=_int(env, "DBX_POOL_MIN_SIZE", 2, 0, 1000),
             pool_max_size=_int(env, "DBX_POOL_MAX_SIZE", 8, 1, 1000),

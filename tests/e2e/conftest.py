@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from gateway.auth import mint_token
-from gateway.config import Settings
+from gateway.config import Settings, local_stack_dsns
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -121,13 +121,26 @@ def resolver_gateway_url() -> Iterator[str]:
 # A prod gateway cannot use the generated dev secret; its tokens are signed
 # with this one.
 PROD_JWT_SECRET = "e2e-prod-secret-" + "0123456789abcdef" * 3
+# The prod gateway's DBX_OPS_TOKEN: /metrics and the /readyz details need it.
+PROD_OPS_TOKEN = "e2e-ops-token-" + "fedcba9876543210" * 3
 
 
 @pytest.fixture(scope="session")
 def prod_gateway() -> Iterator[ServedGateway]:
     """The gateway in production mode (``DBX_ENV=prod``), one worker, with
-    its own JWT secret; ``prod_token`` signs for it."""
-    yield from _serve({"DBX_ENV": "prod", "DBX_JWT_SECRET": PROD_JWT_SECRET})
+    its own JWT secret (``prod_token`` signs for it) and ops token
+    (``PROD_OPS_TOKEN``), on the local stack's DSNs (prod mode has no
+    defaults for them)."""
+    dsns = local_stack_dsns()
+    yield from _serve(
+        {
+            "DBX_ENV": "prod",
+            "DBX_JWT_SECRET": PROD_JWT_SECRET,
+            "DBX_OPS_TOKEN": PROD_OPS_TOKEN,
+            "DBX_PRIMARY_DSN": os.environ.get("DBX_PRIMARY_DSN") or str(dsns["primary"]),
+            "DBX_REPLICA_DSNS": os.environ.get("DBX_REPLICA_DSNS", ",".join(dsns["replicas"])),
+        }
+    )
 
 
 @pytest.fixture(scope="session")
