@@ -123,6 +123,7 @@ class Settings:
     read_timeout_ms: int = 5_000
     write_timeout_ms: int = 5_000
     analytics_timeout_ms: int = 30_000
+    idle_in_transaction_timeout_ms: int = 10_000
     # DBX_ANALYTICS_CONCURRENCY: analytics transactions one worker runs on one
     # node at once (0: no limit); the others wait, at most the analytics timeout
     analytics_concurrency: int = 2
@@ -246,6 +247,9 @@ class Settings:
             read_timeout_ms=_int(env, "DBX_READ_TIMEOUT_MS", 5_000, 1, 3_600_000),
             write_timeout_ms=_int(env, "DBX_WRITE_TIMEOUT_MS", 5_000, 1, 3_600_000),
             analytics_timeout_ms=_int(env, "DBX_ANALYTICS_TIMEOUT_MS", 30_000, 1, 3_600_000),
+            idle_in_transaction_timeout_ms=_int(
+                env, "DBX_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000, 100, 3_600_000
+            ),
             analytics_concurrency=_int(env, "DBX_ANALYTICS_CONCURRENCY", 2, 0, 1000),
             analytics_slot_min_ms=_num(env, "DBX_ANALYTICS_SLOT_MIN_MS", 20.0, 0, 60_000),
             analytics_unslotted_max=_int(env, "DBX_ANALYTICS_UNSLOTTED_MAX", 4, 0, 1000),

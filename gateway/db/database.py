@@ -68,7 +68,9 @@ class TenantContext(Protocol):
     def subject(self) -> str: ...
 
 
-def _setup_sql(tenant: TenantContext, timeout_ms: int, read_only: bool, comment: str) -> str:
+def _setup_sql(
+    tenant: TenantContext, timeout_ms: int, idle_ms: int, read_only: bool, comment: str
+) -> str:
     org = str(uuid.UUID(str(tenant.org_id)))  # canonical form: hex digits and dashes only
     user_hex = tenant.subject.encode("utf-8").hex()
     mode = " READ ONLY" if read_only else ""
@@ -78,7 +80,7 @@ def _setup_sql(tenant: TenantContext, timeout_ms: int, read_only: bool, comment:
         f" set_config('dbx.user_id', convert_from('\\x{user_hex}'::bytea, 'UTF8'), true),"
         f" set_config('statement_timeout', '{int(timeout_ms)}', true),"
         # a backstop: a transaction idle that long is ended by the server
-        f" set_config('idle_in_transaction_session_timeout', '{int(timeout_ms)}', true){comment}"
+        f" set_config('idle_in_transaction_session_timeout', '{int(idle_ms)}', true){comment}"
     )
 
 
@@ -307,7 +309,14 @@ class Database:
                     raise
             comment = self.observer.sql_comment() if self.observer is not None else ""
             await raw.execute(
-                _setup_sql(tenant, timeout_ms, intent != "write", comment), timeout=quick_s
+                _setup_sql(
+                    tenant,
+                    timeout_ms,
+                    self.settings.idle_in_transaction_timeout_ms,
+                    intent != "write",
+                    comment,
+                ),
+                timeout=quick_s,
             )
             conn = TenantConnection(
                 raw,

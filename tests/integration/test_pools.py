@@ -10,6 +10,7 @@ import dataclasses
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
 from gateway.auth import Principal
@@ -17,6 +18,7 @@ from gateway.config import Settings, local_stack_secrets
 from gateway.db import Database
 from gateway.db.connection import TenantConnection
 from gateway.db.pools import detect_transaction_pooling
+from gateway.errors import GatewayError
 
 
 def direct_gateway_dsn() -> str:
@@ -73,5 +75,41 @@ async def test_pools_work_in_both_pool_modes_and_keep_tenants_apart(
             assert (seen, echoed) == (str(org), i)
 
         await asyncio.gather(*(one(i) for i in range(400)))
+    finally:
+        await db.close()
+
+
+async def test_a_transaction_left_idle_is_ended_by_the_server(
+    settings: Settings, stack: dict[str, Any]
+) -> None:
+    """The idle-in-transaction backstop: a tenant transaction that nobody
+    uses for ``DBX_IDLE_IN_TRANSACTION_TIMEOUT_MS`` is ended by PostgreSQL,
+    so a stuck caller cannot hold a primary backend, its locks and the
+    cluster's xmin."""
+    db = Database(
+        dataclasses.replace(
+            settings,
+            primary_dsn=stack["dsns"]["gateway_primary"],
+            replica_dsns=(),
+            idle_in_transaction_timeout_ms=300,
+        )
+    )
+    await db.start()
+    who = Principal(org_id=uuid.uuid4(), subject="idle", roles=frozenset({"operator"}))
+    try:
+        with pytest.raises(GatewayError):
+            async with db.transaction(who, "write") as conn:
+                pid = await conn.fetchval("select pg_backend_pid()")
+                admin = await asyncpg.connect(stack["nodes"][0]["admin_dsn"])
+                try:
+                    deadline = asyncio.get_running_loop().time() + 10
+                    while await admin.fetchval(
+                        "select count(*) from pg_stat_activity where pid = $1", pid
+                    ):
+                        assert asyncio.get_running_loop().time() < deadline, "never ended"
+                        await asyncio.sleep(0.05)
+                finally:
+                    await admin.close()
+                await conn.fetchval("select 1")  # the server ended it: this fails
     finally:
         await db.close()
