@@ -132,7 +132,7 @@ class Settings:
     analytics_slot_min_ms: float = 20.0
     # DBX_ANALYTICS_UNSLOTTED_MAX: such slot-free analytics transactions one
     # worker runs on one node at once (never more than the pool less the
-    # slots less one connection kept for reads); past it they take a slot
+    # slots less one connection kept for reads); past it they wait their turn
     analytics_unslotted_max: int = 4
     # DBX_ANALYTICS_PER_REQUEST: analytics transactions one request runs at
     # once (its other analytics fields wait their turn; 0: no limit)

@@ -122,12 +122,15 @@ class Database:
         # runs of keyed analytics (planned statements), for skipping the slots
         self.analytics_runs = RecentRuns()
         self._slot_min_s = settings.analytics_slot_min_ms / 1000
-        # slot-free analytics at once per node: within the pool, less the
-        # slots and one connection kept for reads
-        self._unslotted_max = min(
+        # short analytics at once per node, in a lane of their own: within
+        # the pool, less the slots and one connection kept for reads
+        lane = min(
             settings.analytics_unslotted_max,
             max(0, settings.pool_max_size - settings.analytics_concurrency - 1),
         )
+        if settings.analytics_concurrency and lane:
+            for n in self.nodes:
+                n.analytics_lane = asyncio.Semaphore(lane)
         self.router = Router(
             self.nodes,
             max_replica_lag_s=settings.max_replica_lag_s,
@@ -197,25 +200,25 @@ class Database:
         """A tenant transaction on ``route``'s node; analytics first take one
         of the node's analytics slots (``DBX_ANALYTICS_CONCURRENCY``), unless
         the recent runs of ``cost_key`` for this org took under
-        ``DBX_ANALYTICS_SLOT_MIN_MS`` on average and fewer than
-        ``DBX_ANALYTICS_UNSLOTTED_MAX`` such slot-free runs are under way on
-        the node: the slots keep database-bound statements from crowding a
+        ``DBX_ANALYTICS_SLOT_MIN_MS`` on average: such short kinds take a
+        place in the node's short lane (``DBX_ANALYTICS_UNSLOTTED_MAX``)
+        instead. The slots keep database-bound statements from crowding a
         replica, while short ones, queued behind them, would leave it idle
-        between their round trips. The allowance bounds what a statement
-        that turns out long (its history misled) can hold at once."""
+        between their round trips; the lane bounds what statements that turn
+        out long (their history misled) can hold at once."""
         node = route.node
         slots = node.analytics_slots if intent == "analytics" else None
         kind = None if cost_key is None else (tenant.org_id, cost_key)
-        unslotted = (
+        lane = None
+        if (
             slots is not None
             and kind is not None
-            and node.analytics_unslotted < self._unslotted_max
+            and node.analytics_lane is not None
             and self.analytics_runs.typical(kind) < self._slot_min_s
-        )
-        if unslotted:
-            slots = None  # a short kind, within the allowance
-            node.analytics_unslotted += 1
-        if slots is not None:
+        ):
+            lane, slots = node.analytics_lane, None  # a short kind
+            await self._acquire_in_time(lane, "Too many analytics queries are running; retry later")
+        elif slots is not None:
             await self._analytics_slot(node, slots)
         try:
             async with self._open_connection(route, tenant, intent, min_lsn) as conn:
@@ -228,8 +231,8 @@ class Database:
         finally:
             if slots is not None:
                 slots.release()
-            if unslotted:
-                node.analytics_unslotted -= 1
+            if lane is not None:
+                lane.release()
 
     async def _analytics_slot(self, node: Node, slots: asyncio.Semaphore) -> None:
         """Wait, at most the analytics timeout, until fewer than

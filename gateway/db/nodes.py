@@ -83,7 +83,8 @@ class Node:
     # no limit) and how many wait for one of those slots
     analytics_slots: asyncio.Semaphore | None = None
     analytics_waiting: int = 0
-    analytics_unslotted: int = 0  # short analytics running without a slot
+    # short analytics (DBX_ANALYTICS_UNSLOTTED_MAX) at once, instead of a slot
+    analytics_lane: asyncio.Semaphore | None = None
 
     @property
     def connect_dsn(self) -> str:
