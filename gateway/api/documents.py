@@ -82,11 +82,14 @@ class Prepared:
 
 
 def count_tokens(query: str, limit: int) -> int:
-    """Tokens up to ``limit + 1`` (a syntax error surfaces in ``parse``)."""
+    """Tokens up to ``limit + 1``, comments included: a document padded with
+    comments would otherwise pass the limit and cost its whole length to
+    lex and parse (a syntax error surfaces in ``parse``)."""
     lexer = Lexer(Source(query))
     n = 0
+    token = lexer.token
     try:
-        while lexer.advance().kind is not TokenKind.EOF:
+        while (token := lexer.read_next_token(token.end)).kind is not TokenKind.EOF:
             n += 1
             if n > limit:
                 break
