@@ -2,11 +2,15 @@
 
 Tests create their own organizations with unique slugs and never delete
 other tests' data, so suites can run against a shared, seeded database.
+Scratch databases (``scratch_db``) are created by the stack's superuser,
+owned by dbx_owner, and dropped at the end; their names are quoted by the
+server (``format('%I')``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import subprocess
@@ -14,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -145,3 +150,79 @@ async def nodes(stack: dict[str, Any]) -> AsyncIterator[NodeControl]:
         yield control
     finally:
         await control.restore()
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(stack: dict[str, Any]) -> str:
+    return str(stack["nodes"][0]["admin_dsn"])
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+ScratchFactory = Callable[[], Awaitable[str]]
+
+
+@pytest.fixture
+async def scratch_db(admin_dsn: str, owner_dsn: str) -> AsyncIterator[ScratchFactory]:
+    """Creates empty databases owned by dbx_owner; returns each one's owner DSN."""
+    made: list[str] = []
+
+    async def create() -> str:
+        name = f"dbx_scratch_{uuid.uuid4().hex[:10]}"
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            sql = await conn.fetchval(
+                "select format('create database %I owner dbx_owner', $1::text)", name
+            )
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+        made.append(name)
+        return with_database(owner_dsn, name)
+
+    yield create
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        for name in made:
+            sql = await conn.fetchval(
+                "select format('drop database if exists %I with (force)', $1::text)", name
+            )
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def org_with_telemetry(
+    conn: asyncpg.Connection, retention_days: int, at: list[dt.datetime]
+) -> uuid.UUID:
+    """An org with this retention, one aircraft, one flight and a telemetry
+    point at each of ``at`` (written as the owner, so in any month)."""
+    slug = f"t-{uuid.uuid4().hex[:10]}"
+    org = await conn.fetchval(
+        "insert into dbx_aviation.organizations (name, slug, kind, telemetry_retention_days) "
+        "values ($1, $2, 'airline', $3) returning id",
+        slug,
+        slug,
+        retention_days,
+    )
+    ac = await conn.fetchval(
+        "insert into dbx_aviation.aircraft (org_id, registration, manufacturer, model) "
+        "values ($1, 'G-RETN', 'ATR', 'ATR 72-600') returning id",
+        org,
+    )
+    fl = await conn.fetchval(
+        "insert into dbx_aviation.flights (org_id, aircraft_id, flight_number, origin, "
+        "destination, departed_at) values ($1, $2, 'RT1', 'EGLL', 'EGCC', $3) returning id",
+        org,
+        ac,
+        min(at),
+    )
+    await conn.executemany(
+        "insert into dbx_aviation.flight_telemetry (flight_id, recorded_at, org_id, aircraft_id, "
+        "altitude_m) values ($1, $2, $3, $4, 3000)",
+        [(fl, t, org, ac) for t in at],
+    )
+    return org
