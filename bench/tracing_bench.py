@@ -18,8 +18,14 @@ The mix: Q2 (planned: one statement), and a resolver-path query (fleet page
 with each aircraft's maintenance events, through loaders) that produces the
 operation, field, loader-batch and SQL spans.
 
-Usage: ``.venv/bin/python -m bench.tracing_bench [--seconds 10] [--rounds 2]``
-(after ``make run``'s set-up; one gateway worker per variant).
+``--baseline DIR`` also runs every variant from another source tree (its
+``gateway`` package first on ``PYTHONPATH``, e.g. ``git archive`` of an
+earlier commit unpacked there), rounds interleaved with this tree's, and
+prints this tree's req/s and CPU per request against the baseline's.
+
+Usage: ``.venv/bin/python -m bench.tracing_bench [--seconds 10] [--rounds 2]
+[--baseline DIR]`` (after ``make run``'s set-up; one gateway worker per
+variant and tree).
 """
 
 from __future__ import annotations
@@ -82,6 +88,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--org", default="skyline-airways")
+    ap.add_argument("--baseline", type=Path, help="a source tree to compare with (see above)")
     args = ap.parse_args()
     settings = Settings.from_env()
     ids = asyncio.run(_flight_ids(settings.owner_dsn, args.org))
@@ -114,6 +121,16 @@ def main() -> None:
             "OTEL_TRACES_SAMPLER_ARG": "0.1",
         },
     }
+    trees: dict[str, dict[str, str]] = {"": {}}
+    if args.baseline is not None:
+        if not (args.baseline / "gateway" / "__init__.py").exists():
+            raise SystemExit(f"{args.baseline} has no gateway package")
+        trees["baseline: "] = {"PYTHONPATH": str(args.baseline.resolve())}
+    variants = {
+        prefix + name: {**env, **tree_env}
+        for name, env in variants.items()
+        for prefix, tree_env in trees.items()
+    }
     rates: dict[str, list[float]] = {k: [] for k in variants}
     cpu_ms: dict[str, list[float]] = {k: [] for k in variants}
     errors: dict[str, int] = dict.fromkeys(variants, 0)
@@ -122,8 +139,8 @@ def main() -> None:
         bodies_file.write_text("\n".join(bodies) + "\n")
         with Servers() as servers:
             running = {
-                name: servers.start(dbx_server(1, Path(tmp) / name.replace(" ", ""), env), token)
-                for name, env in variants.items()
+                name: servers.start(dbx_server(1, Path(tmp) / f"run{i}", env), token)
+                for i, (name, env) in enumerate(variants.items())
             }
             for _ in range(args.rounds):
                 for name, server in running.items():
@@ -143,16 +160,26 @@ def main() -> None:
                     cpu_ms[name].append(1000 * cpu / max(m.requests - m.errors, 1))
                     errors[name] += m.errors
     sink.shutdown()
-    off = max(rates["off"])
-    off_cpu = min(cpu_ms["off"])
     print("| tracing | req/s (best round) | vs off | gateway CPU ms/req (best) | vs off | errors |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name in variants:
+        prefix = name[: name.index(": ") + 2] if ": " in name else ""
+        off, off_cpu = max(rates[prefix + "off"]), min(cpu_ms[prefix + "off"])
         best, cpu = max(rates[name]), min(cpu_ms[name])
         print(
             f"| {name} | {best:,.0f} | {best / off:.2f}x | {cpu:.3f} | {off_cpu / cpu:.2f}x"
             f" | {errors[name]} |"
         )
+    if args.baseline is not None:
+        print()
+        print("| tracing | req/s vs baseline | CPU ms/req: baseline / this |")
+        print("| --- | ---: | ---: |")
+        for name in variants:
+            if name.startswith("baseline: "):
+                continue
+            base = "baseline: " + name
+            rate = max(rates[name]) / max(rates[base])
+            print(f"| {name} | {rate:.3f}x | {min(cpu_ms[base]) / min(cpu_ms[name]):.3f}x |")
 
 
 if __name__ == "__main__":
