@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import OperationType
+from graphql import DocumentNode, OperationDefinitionNode, OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive
@@ -160,6 +160,10 @@ class GraphQLHttp:
             errors = [gateway_error_json(e) for e in prepared.errors]
             return {"errors": errors}, 400
         op_type = prepared.operation_type(op["operationName"])
+        if op["operationName"] is None:
+            # GraphQL names a document's single operation: both paths' spans,
+            # metrics and logs then carry its name
+            op = {**op, "operationName": _single_operation_name(prepared.document)}
         if request.method == "GET" and op_type is not OperationType.QUERY:
             raise MethodNotAllowed()
         principal: Principal = request.state.principal
@@ -273,6 +277,12 @@ def _get_operation(request: Request) -> dict[str, Any]:
     return _check_operation(
         {"query": q.get("query"), "variables": variables, "operationName": q.get("operationName")}
     )
+
+
+def _single_operation_name(document: DocumentNode | None) -> str | None:
+    defs = document.definitions if document is not None else ()
+    ops = [d for d in defs if isinstance(d, OperationDefinitionNode)]
+    return ops[0].name.value if len(ops) == 1 and ops[0].name is not None else None
 
 
 def _check_operation(op: Any) -> dict[str, Any]:
