@@ -9,7 +9,7 @@ REPLICAS ?= 2
 DEMO_ORG ?= skyline-airways
 PYTEST_ARGS ?=
 
-.PHONY: all setup venv stack migrate seed run test unit lint bench tokens down clean
+.PHONY: all setup venv stack migrate seed graphiql run test unit lint bench tokens down clean
 
 all: test
 
@@ -31,7 +31,11 @@ seed: migrate
 	$(BIN)/dbx-gateway seed --if-empty
 	$(BIN)/dbx-gateway maintain
 
-setup: seed
+# GraphiQL's pinned files from the npm registry (the dev IDE page loads no CDN)
+graphiql: venv
+	$(BIN)/python -m gateway.api.graphiql
+
+setup: seed graphiql
 
 tokens: setup
 	@echo "Dev tokens for $(DEMO_ORG) (Authorization: Bearer <token>):"

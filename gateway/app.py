@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.api import graphiql
 from gateway.api.documents import DocumentCache
 from gateway.api.errors import gateway_error_json
 from gateway.api.http import GraphQLHttp, error_response, json_response
@@ -42,7 +43,7 @@ from gateway.auth import Principal, TokenVerifier, bearer_token
 from gateway.config import Settings
 from gateway.data import organizations
 from gateway.db.database import Database
-from gateway.errors import Forbidden, GatewayError, QueryTooComplex, Unauthenticated
+from gateway.errors import BadUserInput, Forbidden, GatewayError, QueryTooComplex, Unauthenticated
 from gateway.observability import Observability
 
 log = logging.getLogger("dbx.app")
@@ -198,6 +199,8 @@ class AuthMiddleware:
 
 
 def _is_ide_page(scope: Scope) -> bool:
+    if scope["path"].startswith(graphiql.ASSET_PREFIX):
+        return True  # the IDE's own files; the route refuses them in prod
     if (
         scope["method"] != "GET"
         or scope["path"] != "/graphql"
@@ -240,6 +243,15 @@ async def _graphql(request: Request) -> Response:
 async def _ingest(request: Request) -> Response:
     rt: Runtime = request.state.runtime
     return await rt.graphql.ingest_ndjson(request)
+
+
+async def _graphiql_asset(request: Request) -> Response:
+    rt: Runtime = request.state.runtime
+    if rt.settings.is_prod:
+        return error_response(
+            BadUserInput("The GraphQL IDE is disabled"), getattr(request.state, "request_id", None)
+        )
+    return graphiql.asset(request.path_params["name"])
 
 
 async def _healthz(request: Request) -> Response:
@@ -342,6 +354,7 @@ def create_app(
     routes = [
         Route("/graphql", _graphql, methods=["GET", "POST"]),
         Route("/v1/flights/{flight_id}/telemetry", _ingest, methods=["POST"]),
+        Route(graphiql.ASSET_PREFIX + "{name:path}", _graphiql_asset, methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),

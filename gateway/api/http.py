@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 from graphql import DocumentNode, OperationDefinitionNode, OperationType
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive
-from strawberry.http.ides import get_graphql_ide_html
 
+from gateway.api import graphiql
 from gateway.api.context import Context
 from gateway.api.documents import DocumentCache
 from gateway.api.errors import format_error, gateway_error_json, status_for
@@ -108,7 +108,7 @@ class GraphQLHttp:
                 if "query" not in request.query_params and _wants_html(request):
                     if self.settings.is_prod:
                         raise BadUserInput("The GraphQL IDE is disabled")
-                    return HTMLResponse(get_graphql_ide_html())
+                    return graphiql.page()
                 ops, batched = [_get_operation(request)], False
             else:
                 ops, batched = await self._post_operations(request)
