@@ -29,7 +29,7 @@ from gateway.auth import Principal
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.db.connection import TenantConnection
-from gateway.db.database import _setup_sql
+from gateway.db.transaction import setup_sql
 
 LOOKUP = "select id, registration from dbx_aviation.aircraft where org_id = $1 limit 1"
 
@@ -81,7 +81,7 @@ async def main() -> None:
     who = Principal(org_id=org, subject="bench", roles=frozenset({"viewer"}))
 
     pool = await asyncpg.create_pool(base.primary_dsn, min_size=8, max_size=8)
-    setup = _setup_sql(who, base.read_timeout_ms, True, "")
+    setup = setup_sql(who, base.read_timeout_ms, base.idle_in_transaction_timeout_ms, True, "")
 
     async def direct() -> object:
         async with pool.acquire() as conn:

@@ -22,7 +22,7 @@ import uuid
 import asyncpg
 
 from gateway.config import Settings
-from gateway.db.database import _setup_sql
+from gateway.db.transaction import setup_sql
 
 
 class _Tenant:
@@ -46,7 +46,7 @@ async def separate(conn: asyncpg.Connection, t: _Tenant) -> None:
 
 
 async def combined(conn: asyncpg.Connection, t: _Tenant) -> None:
-    await conn.execute(_setup_sql(t, 5000, True, ""))
+    await conn.execute(setup_sql(t, 5000, 10_000, True, ""))
     try:
         await conn.fetchval(LOOKUP, t.org_id)
     except BaseException:

@@ -31,7 +31,7 @@ from gateway.api.plan import Planner
 from gateway.api.schema import GatewaySchema
 from gateway.auth import Principal
 from gateway.config import Settings
-from gateway.db.database import CLIENT_GONE, Database, DbSession
+from gateway.db.database import Database, DbSession
 from gateway.errors import BadUserInput, Forbidden, GatewayError, QueryTooComplex
 from gateway.observability import Observability
 
@@ -113,19 +113,17 @@ class GraphQLHttp:
             else:
                 ops, batched = await self._post_operations(request)
             session = self.db.session(
-                request.state.principal, request.headers.get(CONSISTENCY_HEADER)
+                request.state.principal,
+                request.headers.get(CONSISTENCY_HEADER),
+                # the body is read: what ``receive`` says next is the client leaving
+                client_gone=_client_gone(request.receive),
             )
-            # the body is read: what ``receive`` says next is the client leaving
-            gone = CLIENT_GONE.set(_client_gone(request.receive))
-            try:
-                results = []
-                status = 200
-                for op in ops:
-                    body, op_status = await self._run(request, session, op)
-                    results.append(body)
-                    status = op_status if not batched else 200
-            finally:
-                CLIENT_GONE.reset(gone)
+            results = []
+            status = 200
+            for op in ops:
+                body, op_status = await self._run(request, session, op)
+                results.append(body)
+                status = op_status if not batched else 200
         except GatewayError as err:
             return error_response(err, request_id)
         headers = {CONSISTENCY_HEADER: session.token} if session.token else {}

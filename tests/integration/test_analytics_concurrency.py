@@ -16,7 +16,7 @@ import pytest
 from gateway.auth import Principal
 from gateway.config import Settings
 from gateway.db.connection import TenantConnection
-from gateway.db.database import CLIENT_GONE, Database, DbSession
+from gateway.db.database import Database, DbSession
 from gateway.errors import ClientClosedRequest, Timeout
 from tests.integration.dbx_fixtures import running, tuned
 
@@ -116,11 +116,7 @@ async def test_a_slot_is_waited_for_at_most_the_analytics_timeout(settings: Sett
 
 async def _analytics_as(db: Database, peak: Peak, gone: asyncio.Event) -> str:
     """One analytics call of a request whose client leaves when ``gone`` is set."""
-    token = CLIENT_GONE.set(gone.wait)
-    try:
-        return await db.session(principal()).analytics(peak.hold, 0.0)
-    finally:
-        CLIENT_GONE.reset(token)
+    return await db.session(principal(), client_gone=gone.wait).analytics(peak.hold, 0.0)
 
 
 async def test_a_request_whose_client_left_gives_up_its_place_in_the_queue(

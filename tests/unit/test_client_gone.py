@@ -1,6 +1,6 @@
 """``_client_gone``: how the GraphQL endpoint tells that its client left,
 from the ASGI ``receive`` of a request whose body has been read; and
-``_acquire_unless_gone``, the analytics slot wait that uses it."""
+``acquire_unless_gone``, the analytics slot wait that uses it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.api.http import _client_gone
-from gateway.db.database import _acquire_unless_gone, _unless_gone
+from gateway.db.admission import acquire_unless_gone, unless_gone
 from gateway.errors import ClientClosedRequest
 
 
@@ -52,7 +52,7 @@ async def test_a_client_that_stays_is_never_gone(messages: tuple[dict[str, Any],
         await asyncio.wait_for(_client_gone(receiver(*messages))(), 0.2)
 
 
-# -- the slot wait that uses it (gateway.db.database) ---------------------------
+# -- the slot wait that uses it (gateway.db.admission) --------------------------
 
 
 async def _never() -> None:
@@ -63,7 +63,7 @@ async def test_the_slot_wins_when_it_frees_first() -> None:
     slots = asyncio.Semaphore(1)
     await slots.acquire()
     asyncio.get_running_loop().call_later(0.05, slots.release)
-    await asyncio.wait_for(_acquire_unless_gone(slots, _never), 1)
+    await asyncio.wait_for(acquire_unless_gone(slots, _never), 1)
     assert slots.locked()  # held by the caller now
 
 
@@ -73,7 +73,7 @@ async def test_a_client_leaving_first_ends_the_wait_and_takes_no_slot() -> None:
     left = asyncio.Event()
     asyncio.get_running_loop().call_later(0.05, left.set)
     with pytest.raises(ClientClosedRequest):
-        await asyncio.wait_for(_acquire_unless_gone(slots, left.wait), 1)
+        await asyncio.wait_for(acquire_unless_gone(slots, left.wait), 1)
     slots.release()
     assert not slots.locked()  # the one slot is free: nothing was kept for nobody
 
@@ -86,7 +86,7 @@ async def test_a_failing_watch_waits_for_the_slot() -> None:
         raise RuntimeError("receive failed")
 
     asyncio.get_running_loop().call_later(0.1, slots.release)
-    await asyncio.wait_for(_acquire_unless_gone(slots, broken), 1)
+    await asyncio.wait_for(acquire_unless_gone(slots, broken), 1)
     assert slots.locked()
 
 
@@ -95,7 +95,7 @@ async def test_a_timeout_while_waiting_keeps_no_slot() -> None:
     await slots.acquire()
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.05):
-            await _acquire_unless_gone(slots, _never)
+            await acquire_unless_gone(slots, _never)
     slots.release()
     await asyncio.sleep(0)
     assert not slots.locked()
@@ -105,7 +105,7 @@ async def test_a_timeout_while_waiting_keeps_no_slot() -> None:
 
 
 async def test_work_that_ends_first_gives_its_answer() -> None:
-    assert await _unless_gone(asyncio.sleep(0.01, result=7), _never) == 7
+    assert await unless_gone(asyncio.sleep(0.01, result=7), _never) == 7
 
 
 async def test_a_client_leaving_first_cancels_the_work() -> None:
@@ -122,7 +122,7 @@ async def test_a_client_leaving_first_cancels_the_work() -> None:
     left = asyncio.Event()
     asyncio.get_running_loop().call_later(0.05, left.set)
     with pytest.raises(ClientClosedRequest):
-        await asyncio.wait_for(_unless_gone(work(), left.wait), 1)
+        await asyncio.wait_for(unless_gone(work(), left.wait), 1)
     assert cancelled.is_set()
 
 
@@ -130,7 +130,7 @@ async def test_a_failing_watch_lets_the_work_finish() -> None:
     async def broken() -> None:
         raise RuntimeError("receive failed")
 
-    assert await _unless_gone(asyncio.sleep(0.05, result="done"), broken) == "done"
+    assert await unless_gone(asyncio.sleep(0.05, result="done"), broken) == "done"
 
 
 async def test_work_errors_pass_through() -> None:
@@ -138,4 +138,4 @@ async def test_work_errors_pass_through() -> None:
         raise ValueError("statement failed")
 
     with pytest.raises(ValueError):
-        await _unless_gone(fails(), _never)
+        await unless_gone(fails(), _never)
