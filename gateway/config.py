@@ -1,8 +1,9 @@
 """Settings: read from the environment once, validated, immutable.
 
-Every ``DBX_*`` variable is listed in README.md's configuration table. Defaults
-point at the local stack (``deploy/local/stack``), whose generated passwords
-live in ``$DBX_STACK_DIR/secrets.json`` (default ``.dbx/``).
+Every ``DBX_*`` variable is listed in README.md's configuration table. In dev,
+unset DSNs default to the local stack's: ``deploy/local/stack up`` writes them
+to ``$DBX_STACK_DIR/stack.json`` (default ``.dbx/``); this module knows that
+file, not the stack's directories or ports.
 
 Must not: open connections, or be a module-level singleton (the app builds one
 in its lifespan and passes it down).
@@ -19,6 +20,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET_FILE = "jwt_secret"
+STACK_SETTINGS_FILE = "stack.json"  # written by deploy/local/stack up
 
 
 class ConfigError(ValueError):
@@ -41,17 +43,19 @@ def local_stack_secrets(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def local_stack_dsns(env: Mapping[str, str] | None = None) -> dict[str, object]:
-    """DSNs of the local stack, through PgBouncer (session-mode databases) for
-    the gateway role; one replica per ``pg/replica_N`` data directory."""
-    pw = local_stack_secrets(env)
-    gw = pw.get("dbx_gateway", "")
-    owner = pw.get("dbx_owner", "")
-    replicas = len(list((stack_dir(env) / "pg").glob("replica_[0-9]*")))
-    bouncer = f"postgresql://dbx_gateway:{gw}@127.0.0.1:6432"
+    """The local stack's DSNs as ``deploy/local/stack up`` wrote them to
+    ``stack.json``: the gateway role's primary and replicas through PgBouncer
+    (session mode), and the owner's. Empty strings and no replicas when the
+    stack never wrote the file."""
+    try:
+        dsns = json.loads((stack_dir(env) / STACK_SETTINGS_FILE).read_text())["dsns"]
+        replicas = [str(d) for d in dsns.get("gateway_replicas", [])]
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
+        dsns, replicas = {}, []
     return {
-        "primary": f"{bouncer}/dbx",
-        "replicas": [f"{bouncer}/dbx_replica_{i}" for i in range(1, replicas + 1)],
-        "owner": f"postgresql://dbx_owner:{owner}@127.0.0.1:55432/dbx",
+        "primary": str(dsns.get("gateway_primary", "")),
+        "replicas": replicas,
+        "owner": str(dsns.get("owner", "")),
     }
 
 

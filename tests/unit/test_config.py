@@ -3,11 +3,14 @@ refuses the generated dev secret, and no secret ever appears in a repr."""
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from gateway.config import ConfigError, Settings, dev_jwt_secret
+from gateway.config import REPO_ROOT, ConfigError, Settings, dev_jwt_secret
 
 GOOD_SECRET = "s3cret-" + "x" * 40
 DSN = "postgresql://dbx_gateway:pa55word-in-dsn@db.example:6432/dbx"
@@ -120,3 +123,52 @@ def test_jwt_key_ids_are_read_and_a_known_kid_is_accepted() -> None:
     trusted = Settings.from_env({**env, "DBX_JWT_KEY_IDS": "key-2025, key-2026"})
     assert trusted.jwt_key_ids == frozenset({"key-2025", "key-2026"})
     assert TokenVerifier(trusted).verify(token).subject == "s"
+
+
+def _stack_script() -> ModuleType:
+    """deploy/local/stack (a script without .py) as a module."""
+    loader = importlib.machinery.SourceFileLoader(
+        "dbx_stack", str(REPO_ROOT / "deploy/local/stack")
+    )
+    spec = importlib.util.spec_from_loader("dbx_stack", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def _fake_stack(tmp_path: Path, replicas: int) -> None:
+    for name in ["primary"] + [f"replica_{i}" for i in range(1, replicas + 1)]:
+        (tmp_path / "pg" / name).mkdir(parents=True)
+        (tmp_path / "pg" / name / "PG_VERSION").write_text("15\n")
+
+
+def test_dev_dsns_come_from_the_file_the_stack_writes(tmp_path: Path, monkeypatch) -> None:
+    stack = _stack_script()
+    _fake_stack(tmp_path, replicas=2)
+    monkeypatch.setattr(stack, "PG_DIR", tmp_path / "pg")
+    pw = {role: f"pw-{role}" for role in stack.ROLES}
+    stack.write_settings(pw, tmp_path / "stack.json")
+    assert (tmp_path / "stack.json").stat().st_mode & 0o777 == 0o600
+    s = Settings.from_env({"DBX_STACK_DIR": str(tmp_path), "DBX_JWT_SECRET": GOOD_SECRET})
+    gateway = "postgresql://dbx_gateway:pw-dbx_gateway@127.0.0.1:6432"
+    assert s.primary_dsn == f"{gateway}/dbx"
+    assert s.replica_dsns == (f"{gateway}/dbx_replica_1", f"{gateway}/dbx_replica_2")
+    assert s.owner_dsn == "postgresql://dbx_owner:pw-dbx_owner@127.0.0.1:55432/dbx"
+    # explicit settings win; prod never takes the stack's gateway DSNs
+    s = Settings.from_env(env(tmp_path, DBX_REPLICA_DSNS=""))
+    assert s.primary_dsn == DSN and s.replica_dsns == ()
+    prod = {"DBX_STACK_DIR": str(tmp_path), "DBX_JWT_SECRET": GOOD_SECRET, "DBX_ENV": "prod"}
+    with pytest.raises(ConfigError, match="DBX_PRIMARY_DSN"):
+        Settings.from_env(prod)
+
+
+def test_no_stack_file_means_no_dsns_whatever_the_directories(tmp_path: Path) -> None:
+    _fake_stack(tmp_path, replicas=2)
+    (tmp_path / "secrets.json").write_text('{"dbx_gateway": "pw", "dbx_owner": "pw"}')
+    with pytest.raises(ConfigError, match="DBX_PRIMARY_DSN"):
+        Settings.from_env({"DBX_STACK_DIR": str(tmp_path), "DBX_JWT_SECRET": GOOD_SECRET})
+    s = Settings.from_env(env(tmp_path))
+    assert s.replica_dsns == () and s.owner_dsn == ""
+    (tmp_path / "stack.json").write_text("{not json")
+    assert Settings.from_env(env(tmp_path)).replica_dsns == ()
