@@ -10,12 +10,11 @@ server (``format('%I')``).
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import os
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,6 +23,7 @@ import asyncpg
 import pytest
 
 from gateway.config import Settings
+from tests.support.orgs import OrgFactory, ScratchFactory
 
 # The suite runs with issuer and audience checks on (inherited by every app it
 # serves), so wrong-`iss` and wrong-`aud` tokens are really refused.
@@ -63,9 +63,6 @@ async def owner_conn(owner_dsn: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
-
-
-OrgFactory = Callable[..., Awaitable[uuid.UUID]]
 
 
 @pytest.fixture
@@ -162,9 +159,6 @@ def with_database(dsn: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
-ScratchFactory = Callable[[], Awaitable[str]]
-
-
 @pytest.fixture
 async def scratch_db(admin_dsn: str, owner_dsn: str) -> AsyncIterator[ScratchFactory]:
     """Creates empty databases owned by dbx_owner; returns each one's owner DSN."""
@@ -193,36 +187,3 @@ async def scratch_db(admin_dsn: str, owner_dsn: str) -> AsyncIterator[ScratchFac
             await conn.execute(sql)
     finally:
         await conn.close()
-
-
-async def org_with_telemetry(
-    conn: asyncpg.Connection, retention_days: int, at: list[dt.datetime]
-) -> uuid.UUID:
-    """An org with this retention, one aircraft, one flight and a telemetry
-    point at each of ``at`` (written as the owner, so in any month)."""
-    slug = f"t-{uuid.uuid4().hex[:10]}"
-    org = await conn.fetchval(
-        "insert into dbx_aviation.organizations (name, slug, kind, telemetry_retention_days) "
-        "values ($1, $2, 'airline', $3) returning id",
-        slug,
-        slug,
-        retention_days,
-    )
-    ac = await conn.fetchval(
-        "insert into dbx_aviation.aircraft (org_id, registration, manufacturer, model) "
-        "values ($1, 'G-RETN', 'ATR', 'ATR 72-600') returning id",
-        org,
-    )
-    fl = await conn.fetchval(
-        "insert into dbx_aviation.flights (org_id, aircraft_id, flight_number, origin, "
-        "destination, departed_at) values ($1, $2, 'RT1', 'EGLL', 'EGCC', $3) returning id",
-        org,
-        ac,
-        min(at),
-    )
-    await conn.executemany(
-        "insert into dbx_aviation.flight_telemetry (flight_id, recorded_at, org_id, aircraft_id, "
-        "altitude_m) values ($1, $2, $3, $4, 3000)",
-        [(fl, t, org, ac) for t in at],
-    )
-    return org

@@ -1,7 +1,8 @@
 """E2E fixtures: the real app served by uvicorn in a subprocess on a free
 port against the local stack (session-scoped, shared by every e2e module),
 a ``token(org_id, role)`` helper, an ``httpx.AsyncClient``, and helpers to
-wait for replicas and read the statements a request ran.
+wait for the gateway to serve from replicas and read the statements a
+request ran (waits shared with other suites are in ``tests.support``).
 """
 
 from __future__ import annotations
@@ -216,32 +217,6 @@ def api(client: httpx.AsyncClient, token: Callable[..., str]) -> Callable[..., A
 async def statements_of(client: httpx.AsyncClient, request_id: str) -> list[str]:
     r = await client.get("/_test/statements", params={"request_id": request_id})
     return list(r.json()["statements"])
-
-
-async def wait_replicated(stack: dict[str, Any], timeout_s: float = 10) -> None:
-    """Until every running replica has replayed the primary's current WAL."""
-    nodes = stack["nodes"]
-    primary = next(n for n in nodes if n["role"] == "primary")
-    conn = await asyncpg.connect(primary["admin_dsn"])
-    try:
-        target = await conn.fetchval("select pg_current_wal_lsn()")
-    finally:
-        await conn.close()
-    deadline = time.monotonic() + timeout_s
-    for n in nodes:
-        if n["role"] != "replica" or n["state"] != "running":
-            continue
-        try:
-            rc = await asyncpg.connect(n["admin_dsn"], timeout=2)
-        except (OSError, asyncpg.PostgresError):
-            continue
-        try:
-            while time.monotonic() < deadline:
-                if await rc.fetchval("select pg_last_wal_replay_lsn() >= $1", target):
-                    break
-                await asyncio.sleep(0.02)
-        finally:
-            await rc.close()
 
 
 async def wait_replicas_serving(

@@ -14,11 +14,11 @@ import pytest
 
 # the analytics data builders and independent computations are shared with
 # the integration tests
-from tests.integration.analytics_data import (  # noqa: E402
+from tests.support.analytics_data import (  # noqa: E402
     Fleet,
     two_fleets,
 )
-from tests.integration.analytics_expected import fleet_stats, quality, risk, stats  # noqa: E402
+from tests.support.analytics_expected import fleet_stats, quality, risk, stats  # noqa: E402
 
 ALL_FIELDS = """
 query($from: DateTime!, $to: DateTime!, $day0: Date!, $day1: Date!, $flight: ID!) {

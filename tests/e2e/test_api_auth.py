@@ -117,7 +117,7 @@ async def test_bad_tokens_are_401(case, client, settings, make_org):
 async def test_suspended_org_is_401(client, token, make_org, owner_dsn, stack):
     import asyncpg
 
-    from tests.e2e.conftest import wait_replicated
+    from tests.support.wait import wait_replicated
 
     org = await make_org()
     conn = await asyncpg.connect(owner_dsn)

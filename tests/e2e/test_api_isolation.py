@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.api import cursors
-from tests.e2e.conftest import wait_replicated
 from tests.e2e.fleet_data import seed_fleet
+from tests.support.wait import wait_replicated
 
 
 @pytest.fixture

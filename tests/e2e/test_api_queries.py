@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import Api, statements_of, wait_replicated
+from tests.e2e.conftest import Api, statements_of
 from tests.e2e.fleet_data import seed_fleet
+from tests.support.wait import wait_replicated
 
 NESTED = (
     "query($n: Int!) { fleet(first: $n) { edges { node { id"

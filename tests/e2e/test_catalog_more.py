@@ -30,8 +30,9 @@ import httpx
 import jwt
 import pytest
 
-from tests.e2e.conftest import _served, wait_replicated
+from tests.e2e.conftest import _served, count_on
 from tests.e2e.fleet_data import seed_fleet
+from tests.support.wait import eventually, wait_replicated
 
 CREATE = (
     "mutation($r: String!) { createAircraft(input: {registration: $r,"
@@ -222,7 +223,12 @@ async def test_saturated_pool_answers_fast_503_and_recovers(
                 return r.status_code, time.monotonic() - t0, r
 
             first = asyncio.create_task(one(0))
-            await asyncio.sleep(0.3)  # the first one holds the connection now
+            # the first one holds the connection now, waiting for the row lock
+            blocked = (
+                "select count(*) from pg_stat_activity where "
+                f"{await locker.fetchval('select pg_backend_pid()')} = any(pg_blocking_pids(pid))"
+            )
+            await eventually(lambda: count_on(owner_dsn, blocked), 10, "the first update blocked")
             flood = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(1, 11))), 15)
         finally:
             await lock_tx.rollback()

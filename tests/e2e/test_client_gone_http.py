@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -22,8 +21,9 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import OrgFactory
-from tests.e2e.conftest import _served, wait_replicated
+from tests.e2e.conftest import _served
+from tests.support.orgs import OrgFactory
+from tests.support.wait import eventually, wait_replicated
 
 FLEET_STATS = "query($since: DateTime!) { analytics { fleetStats(since: $since) { aircraftId } } }"
 
@@ -44,13 +44,6 @@ def _metric(text: str, name: str, labels: str) -> float:
     pattern = rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$"
     m = re.search(pattern, text, re.MULTILINE)
     return float(m.group(1)) if m else 0.0
-
-
-async def _until(check: Callable[[], Any], timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 async def _count(dsn: str, sql: str) -> int:
@@ -131,7 +124,7 @@ class Scene:
                 await flusher.execute("select txid_current()")
             finally:
                 await flusher.close()
-            await _until(lambda: _replica_holds_lock(self.replica))
+            await eventually(lambda: _replica_holds_lock(self.replica))
             yield
         finally:
             await tx.rollback()
@@ -163,13 +156,13 @@ async def test_a_client_that_leaves_gives_up_its_place_in_the_analytics_queue(
     async with scene.flights_locked():
         # holds the only slot: its statement waits on the replayed lock
         holder = asyncio.create_task(scene.post())
-        await _until(lambda: _statement_waits(scene))
+        await eventually(lambda: _statement_waits(scene))
         writer = await scene.send_and_keep()
 
         async def queued() -> bool:
             return await scene.metric("dbx_analytics_waiting", WAITING) == 1
 
-        await _until(queued)
+        await eventually(queued)
         await _close(writer)
 
         async def left() -> bool:
@@ -179,7 +172,7 @@ async def test_a_client_that_leaves_gives_up_its_place_in_the_analytics_queue(
             )
 
         # while the slot is still held: the request left the queue, it did not wait its turn
-        await _until(left)
+        await eventually(left)
         assert not holder.done()
     answer = await holder
     assert answer.status_code == 200, answer.text
@@ -197,7 +190,7 @@ async def test_a_client_that_leaves_has_its_running_statement_cancelled(scene: S
     before = await scene.metric("dbx_http_requests_total", GONE)
     async with scene.flights_locked():
         writer = await scene.send_and_keep()
-        await _until(lambda: _statement_waits(scene))
+        await eventually(lambda: _statement_waits(scene))
         await _close(writer)
 
         async def cancelled() -> bool:
@@ -207,7 +200,7 @@ async def test_a_client_that_leaves_has_its_running_statement_cancelled(scene: S
             )
 
         # the lock is still held: the statement did not end by itself
-        await _until(cancelled)
+        await eventually(cancelled)
     # the slot and the connection are fine: the next request is served
     answer = await scene.post()
     assert answer.status_code == 200, answer.text

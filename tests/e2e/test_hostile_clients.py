@@ -42,7 +42,6 @@ from gateway.admin.maintain import maintain_report
 from gateway.admin.migrate import migrate
 from gateway.api.ingest import INGEST_CHUNK
 from gateway.config import Settings, local_stack_dsns
-from tests.conftest import OrgFactory, ScratchFactory, org_with_telemetry
 from tests.e2e.conftest import (
     PROD_JWT_SECRET,
     PROD_OPS_TOKEN,
@@ -57,8 +56,9 @@ from tests.e2e.conftest import (
     replayed_lock,
     reset_peak_rss,
     rss_bytes,
-    wait_replicated,
 )
+from tests.support.orgs import OrgFactory, ScratchFactory, org_with_telemetry
+from tests.support.wait import wait_replicated
 
 # == api: Hostile clients of the GraphQL layer: messages quoting huge user
 # input (the suggestion stripping must stay linear), padded query texts

@@ -15,8 +15,9 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.conftest import Api, wait_replicas_serving, wait_replicated
+from tests.e2e.conftest import Api, wait_replicas_serving
 from tests.e2e.fleet_data import seed_fleet
+from tests.support.wait import wait_replicated
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.observability import Observability
-from tests.e2e.conftest import wait_replicated
 from tests.e2e.fleet_data import seed_fleet
+from tests.support.wait import wait_replicated
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 PARENT = f"00-{TRACE}-b7ad6b7169203331-01"

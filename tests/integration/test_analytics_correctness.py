@@ -16,8 +16,8 @@ from gateway.data import analytics_quality as quality_sql
 from gateway.data import analytics_telemetry as tel
 from gateway.db import Database
 from gateway.errors import BadUserInput
-from tests.integration.analytics_data import Fleet, db, fleets, now_utc, session
-from tests.integration.analytics_expected import (
+from tests.support.analytics_data import Fleet, db, fleets, now_utc, session
+from tests.support.analytics_expected import (
     as_dt,
     daily,
     fleet_stats,

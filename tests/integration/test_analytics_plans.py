@@ -33,7 +33,7 @@ from gateway.data import analytics_telemetry as tel
 from gateway.data.analytics_telemetry import Query
 from gateway.db import Database
 from gateway.errors import Timeout
-from tests.integration.analytics_data import replica_admin_dsns, wait_for_replicas
+from tests.support.analytics_data import replica_admin_dsns, wait_for_replicas
 
 SIZE = SeedSize(orgs=3, aircraft=8, flights=64, points=700)  # ~1.04 M points
 MIN_POINTS = 1_000_000

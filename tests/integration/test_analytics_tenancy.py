@@ -18,8 +18,8 @@ from gateway.data import analytics_quality as quality_sql
 from gateway.data import analytics_telemetry as tel
 from gateway.db import Database
 from gateway.errors import NotFound
-from tests.integration.analytics_data import Fleet, db, fleets, session
-from tests.integration.analytics_expected import daily, fleet_stats, risk, stats
+from tests.support.analytics_data import Fleet, db, fleets, session
+from tests.support.analytics_expected import daily, fleet_stats, risk, stats
 
 __all__ = ["db", "fleets"]  # fixtures
 

@@ -8,8 +8,8 @@ import uuid
 
 import asyncpg
 
-from tests.conftest import OrgFactory
 from tests.integration.dbx_fixtures import gateway_connect
+from tests.support.orgs import OrgFactory
 
 
 async def test_insert_and_update_of_aircraft_are_audited_with_user_org_and_values(

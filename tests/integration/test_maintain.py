@@ -11,7 +11,7 @@ import asyncpg
 
 from gateway.admin.maintain import MAINTAIN_USER, maintain_report
 from gateway.admin.migrate import migrate
-from tests.conftest import ScratchFactory, org_with_telemetry
+from tests.support.orgs import ScratchFactory, org_with_telemetry
 
 
 def month_start(d: dt.datetime, months: int) -> dt.date:

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from gateway.admin.migrate import MIGRATIONS_DIR, MigrationError, migrate
-from tests.conftest import ScratchFactory
+from tests.support.orgs import ScratchFactory
 
 SCHEMA_FINGERPRINT = """
 select md5(string_agg(format('%s.%s:%s', n.nspname, c.relname, c.relkind), ','

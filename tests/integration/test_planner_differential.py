@@ -24,10 +24,10 @@ from gateway.api import cursors
 from gateway.api.documents import check_limits, count_tokens
 from gateway.auth import Principal
 from gateway.config import Limits, Settings
-from tests.e2e.conftest import wait_replicated
-from tests.integration.analytics_data import Fleet, two_fleets
 from tests.integration.planner_paths import TwoPaths
 from tests.integration.planner_world import World, build_world
+from tests.support.analytics_data import Fleet, two_fleets
+from tests.support.wait import wait_replicated
 
 AIRCRAFT_SCALARS = [
     "id",

@@ -19,8 +19,8 @@ import orjson
 from gateway.auth import Principal
 from gateway.config import Settings
 from gateway.db.connection import StatementEvent
-from tests.e2e.conftest import wait_replicated
 from tests.integration.planner_paths import TwoPaths
+from tests.support.wait import wait_replicated
 
 QUERY = (
     '{ analytics { telemetryStats(metric: ALTITUDE_M, from: "2020-01-01T00:00:00Z",'

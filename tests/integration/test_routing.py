@@ -21,8 +21,8 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.db.connection import TenantConnection
 from gateway.errors import Unavailable
-from tests.integration.analytics_data import wait_for_replicas
 from tests.integration.dbx_fixtures import running, tuned
+from tests.support.analytics_data import wait_for_replicas
 
 pytestmark = pytest.mark.slow
 

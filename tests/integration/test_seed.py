@@ -12,7 +12,7 @@ import asyncpg
 
 from gateway.admin.migrate import migrate
 from gateway.admin.seed import SeedSize, seed, seed_report
-from tests.conftest import ScratchFactory
+from tests.support.orgs import ScratchFactory
 
 ANCHOR = dt.datetime(2026, 6, 15, 12, tzinfo=dt.UTC)
 CONTENT_HASH_SQL = """

@@ -36,7 +36,8 @@ def test_strip_suggestions_is_linear_over_whitespace() -> None:
     text = "found String '" + " " * 1_000_000 + "'. Did you mean " * 50_000
     started = time.perf_counter()
     out = strip_suggestions(text)
-    assert time.perf_counter() - started < 0.5
+    # linear takes milliseconds; a quadratic scan of 1e6 spaces would take hours
+    assert time.perf_counter() - started < 5.0
     assert out.endswith("Did you mean ")  # the unterminated tail is kept as it is
 
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from tests.integration.analytics_data import Fleet
+from tests.support.analytics_data import Fleet
 
 RECENT = timedelta(days=30)
 COLUMN = {
