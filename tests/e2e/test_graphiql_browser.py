@@ -126,7 +126,10 @@ class Browser:
                 return value
             if time.monotonic() > deadline:
                 shot = self.screenshot()
-                raise AssertionError(f"timed out waiting for {what} (screenshot {shot})")
+                text = self.evaluate("document.body ? document.body.innerText.slice(0, 300) : ''")
+                raise AssertionError(
+                    f"timed out waiting for {what} (screenshot {shot}); the page says: {text!r}"
+                )
             time.sleep(0.1)
 
     def screenshot(self) -> Path:
