@@ -11,6 +11,7 @@ know GraphQL types (``gateway.api``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import hmac
@@ -45,6 +46,7 @@ from gateway.data import organizations
 from gateway.db.database import Database
 from gateway.errors import BadUserInput, Forbidden, GatewayError, QueryTooComplex, Unauthenticated
 from gateway.observability import Observability
+from gateway.observability.metrics import MultiprocessDir
 
 log = logging.getLogger("dbx.app")
 
@@ -345,9 +347,11 @@ def create_app(
             orgs=ActiveOrgs(),
         )
         tune_gc(settings.gc_thresholds)
+        gauges = asyncio.create_task(obs.node_gauge_loop(db.describe))
         try:
             yield {"runtime": runtime}
         finally:
+            gauges.cancel()
             await db.close()
             obs.shutdown()
 
@@ -405,10 +409,18 @@ def serve(
     Several workers each bind their own socket with ``SO_REUSEPORT``, so the
     kernel spreads new connections evenly over them; uvicorn's own
     ``--workers`` shares one listening socket and under keep-alive load can
-    leave one worker with nearly all connections."""
-    if workers <= 1:
-        _uvicorn_server(host, port, app).run()
-        return
+    leave one worker with nearly all connections. The workers' metrics meet
+    in one ``PROMETHEUS_MULTIPROC_DIR`` (``MultiprocessDir``)."""
+    with MultiprocessDir(workers) as metrics_dir:
+        if workers <= 1:
+            _uvicorn_server(host, port, app).run()
+        else:
+            _serve_workers(host, port, workers, app, metrics_dir)
+
+
+def _serve_workers(
+    host: str, port: int, workers: int, app: str, metrics_dir: MultiprocessDir
+) -> None:
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(target=_serve_worker, args=(host, port, app), name=f"dbx-gateway-worker-{i}")
@@ -431,6 +443,7 @@ def serve(
     stop(signal.SIGTERM, None)
     for proc in procs:
         proc.join(timeout=15)
+        metrics_dir.worker_exited(proc.pid)
     codes = [proc.exitcode for proc in procs]
     if any(code not in (0, -signal.SIGTERM) for code in codes):
         raise SystemExit(f"a worker exited with {codes}")

@@ -162,6 +162,11 @@ class Observability:
         """Prometheus exposition text for /metrics (``Database.describe()``)."""
         return self.metrics.render(db_nodes)
 
+    async def node_gauge_loop(self, describe: Callable[[], list[dict[str, object]]]) -> None:
+        """Run for the app's life: with several workers, keeps this worker's
+        node gauges current for a scrape that reaches another worker."""
+        await self.metrics.node_gauge_loop(describe)
+
     def configure_logging(self, level: int | str = logging.INFO) -> None:
         """JSON lines on stderr with trace, span, request and org ids."""
         self._log_handler = install(self.request_ctx, level)

@@ -106,6 +106,63 @@ def _serve(overrides: dict[str, str]) -> Iterator[ServedGateway]:
         log.close()
 
 
+def _listening(port: int) -> int:
+    """How many sockets listen on ``port`` (IPv4), from /proc/net/tcp."""
+    hex_port = f":{port:04X}"
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return sum(1 for r in rows if r[1].endswith(hex_port) and r[3] == "0A")
+
+
+@pytest.fixture
+def serve_workers() -> Iterator[Callable[[int], ServedGateway]]:
+    """``serve_workers(n)``: the gateway as ``dbx-gateway serve --workers n``
+    runs it (``SO_REUSEPORT`` workers, one metrics directory), once every
+    worker listens and ``/readyz`` answers; ``pid`` is the parent's. Stopped
+    (SIGTERM, as a supervisor does) at teardown."""
+    started: list[tuple[subprocess.Popen[bytes], Any]] = []
+
+    def start(workers: int) -> ServedGateway:
+        port = _free_port()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        path = Path(tempfile.gettempdir()) / f"dbx-e2e-gateway-{port}.log"
+        log = open(path, "w")  # noqa: SIM115 - closed at teardown
+        argv = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", *argv],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        started.append((proc, log))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if (
+                    _listening(port) == workers
+                    and httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+                ):
+                    return ServedGateway(url, proc.pid)
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gateway did not start; see {path}")
+            time.sleep(0.2)
+
+    yield start
+    for proc, log in started:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
 @pytest.fixture(scope="session")
 def gateway_url() -> Iterator[str]:
     """The gateway as deployed: planned read path on."""

@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import _served
 from tests.support.orgs import OrgFactory
@@ -41,9 +42,12 @@ def one_slot_url(stack: dict[str, Any]) -> Iterator[str]:
 
 
 def _metric(text: str, name: str, labels: str) -> float:
-    pattern = rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$"
-    m = re.search(pattern, text, re.MULTILINE)
-    return float(m.group(1)) if m else 0.0
+    want = dict(re.findall(r'(\w+)="([^"]*)"', labels))  # in any order
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == want:
+                return float(s.value)
+    return 0.0
 
 
 async def _count(dsn: str, sql: str) -> int:

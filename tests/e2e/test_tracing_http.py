@@ -114,6 +114,10 @@ async def test_nested_query_produces_one_linked_trace(
 
     families = {f.name for f in text_string_to_metric_families(metrics.text)}
     assert {"dbx_graphql_operations", "dbx_sql_duration_seconds", "dbx_node_up"} <= families
-    assert 'dbx_graphql_operations_total{operation="FleetTrace",type="query",outcome="ok"}' in (
-        metrics.text
-    )
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(metrics.text)
+        for s in f.samples
+    }
+    ok = (("operation", "FleetTrace"), ("outcome", "ok"), ("type", "query"))
+    assert samples[("dbx_graphql_operations_total", ok)] == 1
