@@ -22,7 +22,7 @@ from gateway.db import Database
 from gateway.db.connection import TenantConnection
 from gateway.errors import Unavailable
 from tests.integration.dbx_fixtures import running, tuned
-from tests.support.analytics_data import wait_for_replicas
+from tests.support.analytics_data import replica_admin_dsns, wait_for_replicas
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +65,18 @@ FAST: dict[str, Any] = {
 
 def fast(settings: Settings, **overrides: Any) -> Settings:
     return tuned(settings, FAST, **overrides)
+
+
+@pytest.fixture(autouse=True)
+async def whole_stack(stack: dict[str, Any], admin_dsn: str) -> None:
+    """Each test starts on a whole stack, whatever ran before it: a replica
+    another test stopped or paused is running again (the ``nodes`` teardown)
+    and has replayed the primary's WAL before any ``Database`` here probes it."""
+    primary = await asyncpg.connect(admin_dsn)
+    try:
+        await wait_for_replicas(primary, replica_admin_dsns(stack))
+    finally:
+        await primary.close()
 
 
 @pytest.fixture
