@@ -18,11 +18,13 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from gateway.api import analytics_plans as plans
+from gateway.api.analytics_plans import now, optional_id
 from gateway.api.context import Context
+from gateway.api.plan.fields import AnalyticPlan, column, param, plan
 from gateway.data import analytics as fleet
 from gateway.data import analytics_quality as quality
 from gateway.data import analytics_telemetry as telemetry
-from gateway.errors import BadUserInput
 
 GqlInfo = Info[Context, None]
 
@@ -91,56 +93,63 @@ class MaintenanceForecast:
 
 @strawberry.type(description="Statistics of one metric; null figures when there are no values.")
 class TelemetryStats:
-    metric: TelemetryMetric
-    count: int
-    min: float | None
-    max: float | None
-    avg: float | None
-    stddev: float | None = strawberry.field(description="Sample standard deviation")
-    p50: float | None
-    p95: float | None
-    p99: float | None
-    window_start: dt.datetime | None = strawberry.field(description="Inclusive; null if open")
-    window_end: dt.datetime | None = strawberry.field(description="Exclusive; null if open")
+    # columns of ``analytics_telemetry.stats_query``; the rest are the request's
+    metric: TelemetryMetric = param("metric")
+    count: int = column("n")
+    min: float | None = column("min")
+    max: float | None = column("max")
+    avg: float | None = column("avg")
+    stddev: float | None = column("stddev", description="Sample standard deviation")
+    p50: float | None = column("pct[1]")
+    p95: float | None = column("pct[2]")
+    p99: float | None = column("pct[3]")
+    window_start: dt.datetime | None = param("window_start", description="Inclusive; null if open")
+    window_end: dt.datetime | None = param("window_end", description="Exclusive; null if open")
 
 
 @strawberry.type(description="One time bucket of a telemetry series (empty buckets are omitted).")
 class SeriesPoint:
-    bucket: dt.datetime = strawberry.field(description="Start of the bucket")
-    count: int
-    avg: float
-    min: float
-    max: float
-    moving_average: float | None = strawberry.field(
-        description="Mean of the bucket averages of this and up to N-1 earlier non-empty buckets"
+    # columns of ``analytics_telemetry.series_query``
+    bucket: dt.datetime = column("bucket", description="Start of the bucket")
+    count: int = column("n")
+    avg: float = column("avg")
+    min: float = column("min")
+    max: float = column("max")
+    moving_average: float | None = column(
+        "moving_average",
+        description="Mean of the bucket averages of this and up to N-1 earlier non-empty buckets",
     )
 
 
 @strawberry.type(description="One UTC day of fleet activity, as of the view's last refresh.")
 class DailyFleetStats:
-    day: dt.date
-    flights: int
-    flight_hours: float
-    active_aircraft: int
-    max_altitude_m: float | None
-    avg_airspeed_ms: float | None
-    exceedances: int
-    refreshed_at: dt.datetime = strawberry.field(
-        description="When the materialized view was last refreshed (dbx-gateway maintain)"
+    # columns of ``analytics.daily_stats_query``
+    day: dt.date = column("day")
+    flights: int = column("flights")
+    flight_hours: float = column("flight_hours")
+    active_aircraft: int = column("active_aircraft")
+    max_altitude_m: float | None = column("max_altitude_m")
+    avg_airspeed_ms: float | None = column("avg_airspeed_ms")
+    exceedances: int = column("exceedances")
+    refreshed_at: dt.datetime = column(
+        "refreshed_at",
+        description="When the materialized view was last refreshed (dbx-gateway maintain)",
     )
 
 
 @strawberry.type(description="One aircraft's flights since a time (see `Analytics.fleetStats`).")
 class AircraftFlightStats:
-    aircraft_id: strawberry.ID
-    registration: str
-    flights: int = strawberry.field(description="Flights that departed at or after `since`")
-    completed: int = strawberry.field(description="Of those, the completed ones")
-    flight_hours: float = strawberry.field(
-        description="Hours from departure to arrival of those that arrived, rounded to 0.01"
+    # columns of ``analytics.fleet_stats_query``
+    aircraft_id: strawberry.ID = column("aircraft_id")
+    registration: str = column("registration", "code")  # aircraft.registration
+    flights: int = column("flights", description="Flights that departed at or after `since`")
+    completed: int = column("completed", description="Of those, the completed ones")
+    flight_hours: float = column(
+        "flight_hours",
+        description="Hours from departure to arrival of those that arrived, rounded to 0.01",
     )
-    last_departed_at: dt.datetime | None = strawberry.field(
-        description="The latest of their departures; null when there is none"
+    last_departed_at: dt.datetime | None = column(
+        "last_departed_at", description="The latest of their departures; null when there is none"
     )
 
 
@@ -161,19 +170,6 @@ class DataQuality:
     points: int
     median_interval_s: float | None
     parts: list[DataQualityPart]
-
-
-def _uuid(value: strawberry.ID | None, name: str) -> uuid.UUID | None:
-    if value is None:
-        return None
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise BadUserInput(f"`{name}` is not a valid id") from None
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _risk(r: fleet.AircraftRisk) -> AircraftRisk:
@@ -226,7 +222,7 @@ class Analytics:
         fleet.check_limit(limit)
         ctx = info.context
         rows = await ctx.db.analytics(
-            fleet.fleet_risk_profile, ctx.principal.org_id, _now(), limit, min_score
+            fleet.fleet_risk_profile, ctx.principal.org_id, now(), limit, min_score
         )
         return [_risk(r) for r in rows]
 
@@ -238,14 +234,15 @@ class Analytics:
         fleet.check_limit(limit)
         ctx = info.context
         rows = await ctx.db.analytics(
-            fleet.maintenance_forecast, ctx.principal.org_id, _now(), limit
+            fleet.maintenance_forecast, ctx.principal.org_id, now(), limit
         )
         return [_forecast(f) for f in rows]
 
     @strawberry.field(
         description="Statistics of one metric over a flight, an aircraft or the fleet in"
         " [from, to). Without a flight, `to` defaults to now and `from` to 30 days before"
-        " `to`; a window spans at most 366 days."
+        " `to`; a window spans at most 366 days.",
+        metadata=plan(AnalyticPlan(plans.telemetry_stats)),
     )
     async def telemetry_stats(
         self,
@@ -259,11 +256,11 @@ class Analytics:
         ctx = info.context
         scope = telemetry.resolve_scope(
             ctx.principal.org_id,
-            flight_id=_uuid(flight_id, "flightId"),
-            aircraft_id=_uuid(aircraft_id, "aircraftId"),
+            flight_id=optional_id(flight_id, "flightId"),
+            aircraft_id=optional_id(aircraft_id, "aircraftId"),
             start=start,
             end=end,
-            now=_now(),
+            now=now(),
         )
         s = await ctx.db.analytics(telemetry.telemetry_stats, scope, metric.value)
         return TelemetryStats(
@@ -282,7 +279,8 @@ class Analytics:
 
     @strawberry.field(
         description="date_bin buckets of one metric (same window rules as telemetryStats;"
-        " at most 10,000 buckets), with an optional moving average over N buckets."
+        " at most 10,000 buckets), with an optional moving average over N buckets.",
+        metadata=plan(AnalyticPlan(plans.telemetry_series)),
     )
     async def telemetry_series(
         self,
@@ -298,11 +296,11 @@ class Analytics:
         ctx = info.context
         scope = telemetry.resolve_scope(
             ctx.principal.org_id,
-            flight_id=_uuid(flight_id, "flightId"),
-            aircraft_id=_uuid(aircraft_id, "aircraftId"),
+            flight_id=optional_id(flight_id, "flightId"),
+            aircraft_id=optional_id(aircraft_id, "aircraftId"),
             start=start,
             end=end,
-            now=_now(),
+            now=now(),
         )
         telemetry.check_series(scope, bucket_seconds, moving_average_window)
         rows = await ctx.db.analytics(
@@ -322,7 +320,8 @@ class Analytics:
 
     @strawberry.field(
         description="Per UTC day in [from, to] (at most 366 days), from a materialized view"
-        " refreshed by `dbx-gateway maintain`: data is as of `refreshedAt`, not live."
+        " refreshed by `dbx-gateway maintain`: data is as of `refreshedAt`, not live.",
+        metadata=plan(AnalyticPlan(plans.daily_stats)),
     )
     async def fleet_daily_stats(
         self,
@@ -350,7 +349,8 @@ class Analytics:
     @strawberry.field(
         description="Every aircraft of the fleet, by registration, with its flights that"
         " departed at or after `since` (any status): count, completed, flight hours and"
-        " latest departure. Aircraft without such flights are listed with zeros."
+        " latest departure. Aircraft without such flights are listed with zeros.",
+        metadata=plan(AnalyticPlan(plans.fleet_stats)),
     )
     async def fleet_stats(self, info: GqlInfo, since: dt.datetime) -> list[AircraftFlightStats]:
         fleet.check_since(since)
@@ -371,7 +371,7 @@ class Analytics:
     @strawberry.field(description="A flight's telemetry data-quality score with its parts.")
     async def data_quality(self, info: GqlInfo, flight_id: strawberry.ID) -> DataQuality:
         ctx = info.context
-        fid = _uuid(flight_id, "flightId") or uuid.UUID(int=0)  # flightId is non-null
+        fid = optional_id(flight_id, "flightId") or uuid.UUID(int=0)  # flightId is non-null
         q = await ctx.db.analytics(quality.data_quality, ctx.principal.org_id, fid)
         return DataQuality(
             flight_id=strawberry.ID(str(q.flight_id)),

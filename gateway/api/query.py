@@ -11,6 +11,7 @@ from gateway.api import cursors
 from gateway.api.analytics import Analytics
 from gateway.api.inputs import AircraftFilter, FlightFilter
 from gateway.api.permissions import CanAnalytics, CanRead
+from gateway.api.plan.fields import AnalyticsPlan, PagePlan, RowPlan, plan
 from gateway.api.types import (
     Aircraft,
     AircraftConnection,
@@ -64,12 +65,16 @@ class Query:
         p = info.context.principal
         return Viewer(org_id=strawberry.ID(str(p.org_id)), subject=p.subject, roles=sorted(p.roles))
 
-    @strawberry.field(permission_classes=[CanRead])
+    @strawberry.field(permission_classes=[CanRead], metadata=plan(RowPlan("aircraft")))
     async def aircraft(self, info: GqlInfo, id: strawberry.ID) -> Aircraft | None:
         row = await info.context.loaders.aircraft.load(cursors.parse_id(id))
         return None if row is None else Aircraft.from_row(row)
 
-    @strawberry.field(permission_classes=[CanRead], description="The fleet, by registration.")
+    @strawberry.field(
+        permission_classes=[CanRead],
+        description="The fleet, by registration.",
+        metadata=plan(PagePlan("aircraft", cursors.parse_aircraft_cursor, aircraft_filter)),
+    )
     async def fleet(
         self,
         info: GqlInfo,
@@ -90,12 +95,16 @@ class Query:
 
         return AircraftConnection.from_rows(rows, size, counter)
 
-    @strawberry.field(permission_classes=[CanRead])
+    @strawberry.field(permission_classes=[CanRead], metadata=plan(RowPlan("flight")))
     async def flight(self, info: GqlInfo, id: strawberry.ID) -> Flight | None:
         row = await info.context.loaders.flight.load(cursors.parse_id(id))
         return None if row is None else Flight.from_row(row)
 
-    @strawberry.field(permission_classes=[CanRead], description="Flights, newest departure first.")
+    @strawberry.field(
+        permission_classes=[CanRead],
+        description="Flights, newest departure first.",
+        metadata=plan(PagePlan("flight", cursors.parse_flight_cursor, flight_filter)),
+    )
     async def flights(
         self,
         info: GqlInfo,
@@ -116,6 +125,10 @@ class Query:
 
         return FlightConnection.from_rows(rows, size, counter)
 
-    @strawberry.field(permission_classes=[CanAnalytics], description="Always served by replicas.")
+    @strawberry.field(
+        permission_classes=[CanAnalytics],
+        description="Always served by replicas.",
+        metadata=plan(AnalyticsPlan()),
+    )
     def analytics(self) -> Analytics:
         return Analytics()

@@ -12,7 +12,7 @@ import enum
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import Annotated, Protocol, TypeVar, cast
+from typing import Annotated, Protocol, TypeVar
 
 import asyncpg
 import strawberry
@@ -21,7 +21,8 @@ from strawberry.types import Info
 
 from gateway.api import cursors
 from gateway.api.context import Context
-from gateway.data.fragments import json_value
+from gateway.api.plan.fields import PagePlan, PartPlan, RelatedPlan, column, part, plan, row_reader
+from gateway.data.planned_sources import FLIGHTS_OF_AIRCRAFT, aircraft_of_flight, latest_flight_of
 from gateway.errors import NotFound
 
 GqlInfo = Info[Context, None]
@@ -56,8 +57,8 @@ def _float(value: Decimal | float | None) -> float | None:
 
 @strawberry.type
 class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
+    has_next_page: bool = part("hasNextPage")
+    end_cursor: str | None = part("endCursor")
 
 
 @strawberry.type(description="An organization (tenant).")
@@ -190,17 +191,17 @@ def _page(
 
 @strawberry.type
 class FlightEdge:
-    cursor: str
-    node: Flight
+    cursor: str = part("cursor")
+    node: Flight = part("node")
 
 
 @strawberry.type
 class FlightConnection:
-    edges: list[FlightEdge]
-    page_info: PageInfo
+    edges: list[FlightEdge] = part("edges")
+    page_info: PageInfo = part("pageInfo")
     counter: strawberry.Private[Counter]
 
-    @strawberry.field
+    @strawberry.field(metadata=plan(PartPlan("totalCount")))
     async def total_count(self) -> int:
         return await self.counter()
 
@@ -220,17 +221,17 @@ class FlightConnection:
 
 @strawberry.type
 class AircraftEdge:
-    cursor: str
-    node: Aircraft
+    cursor: str = part("cursor")
+    node: Aircraft = part("node")
 
 
 @strawberry.type
 class AircraftConnection:
-    edges: list[AircraftEdge]
-    page_info: PageInfo
+    edges: list[AircraftEdge] = part("edges")
+    page_info: PageInfo = part("pageInfo")
     counter: strawberry.Private[Counter]
 
-    @strawberry.field
+    @strawberry.field(metadata=plan(PartPlan("totalCount")))
     async def total_count(self) -> int:
         return await self.counter()
 
@@ -251,39 +252,30 @@ class AircraftConnection:
 
 @strawberry.type(description="An aircraft of the caller's organization.")
 class Aircraft:
-    id: strawberry.ID
-    registration: str
-    manufacturer: str
-    model: str
-    serial_number: str | None
-    status: AircraftStatus
-    specs: JSON
-    total_flight_hours: float
-    version: int
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    retired_at: dt.datetime | None
+    # Each scalar names its column once: the resolver path reads it from the
+    # row (``from_row``), the planner writes it as JSON (``gateway.api.plan``).
+    id: strawberry.ID = column("id")
+    registration: str = column("registration", "code")  # ^[A-Z0-9][A-Z0-9-]{1,9}$
+    manufacturer: str = column("manufacturer")
+    model: str = column("model")
+    serial_number: str | None = column("serial_number")
+    status: AircraftStatus = column("status")
+    specs: JSON = column("specs")
+    total_flight_hours: float = column("total_flight_hours", "numeric")
+    version: int = column("version")
+    created_at: dt.datetime = column("created_at")
+    updated_at: dt.datetime = column("updated_at")
+    retired_at: dt.datetime | None = column("retired_at")
     row_id: strawberry.Private[uuid.UUID]
 
     @classmethod
     def from_row(cls, r: asyncpg.Record) -> Aircraft:
-        return cls(
-            id=strawberry.ID(str(r["id"])),
-            registration=r["registration"],
-            manufacturer=r["manufacturer"],
-            model=r["model"],
-            serial_number=r["serial_number"],
-            status=AircraftStatus(r["status"]),
-            specs=cast(JSON, json_value(r["specs"]) or {}),
-            total_flight_hours=float(r["total_flight_hours"]),
-            version=r["version"],
-            created_at=r["created_at"],
-            updated_at=r["updated_at"],
-            retired_at=r["retired_at"],
-            row_id=r["id"],
-        )
+        return cls(**_aircraft_columns(r), row_id=r["id"])
 
-    @strawberry.field(description="This aircraft's flights, newest departure first.")
+    @strawberry.field(
+        description="This aircraft's flights, newest departure first.",
+        metadata=plan(PagePlan("flight", cursors.parse_flight_cursor, parent=FLIGHTS_OF_AIRCRAFT)),
+    )
     async def flights(
         self, info: GqlInfo, first: int | None = 10, after: str | None = None
     ) -> FlightConnection:
@@ -297,7 +289,10 @@ class Aircraft:
 
         return FlightConnection.from_rows(rows, size, counter)
 
-    @strawberry.field(description="The most recent departure, if any.")
+    @strawberry.field(
+        description="The most recent departure, if any.",
+        metadata=plan(RelatedPlan(latest_flight_of)),
+    )
     async def latest_flight(self, info: GqlInfo) -> Flight | None:
         rows = await info.context.loaders.aircraft_flights.load((self.row_id, 1, None))
         return Flight.from_row(rows[0]) if rows else None
@@ -314,33 +309,22 @@ class Aircraft:
 
 @strawberry.type(description="A flight of one of the caller's aircraft.")
 class Flight:
-    id: strawberry.ID
-    flight_number: str
-    origin: str
-    destination: str
-    departed_at: dt.datetime
-    arrived_at: dt.datetime | None
-    status: FlightStatus
-    version: int
+    id: strawberry.ID = column("id")
+    flight_number: str = column("flight_number", "code")  # ^[A-Z0-9]{2,8}$
+    origin: str = column("origin", "code")  # ^[A-Z]{4}$
+    destination: str = column("destination", "code")  # ^[A-Z]{4}$
+    departed_at: dt.datetime = column("departed_at")
+    arrived_at: dt.datetime | None = column("arrived_at")
+    status: FlightStatus = column("status")
+    version: int = column("version")
     row_id: strawberry.Private[uuid.UUID]
     aircraft_row_id: strawberry.Private[uuid.UUID]
 
     @classmethod
     def from_row(cls, r: asyncpg.Record) -> Flight:
-        return cls(
-            id=strawberry.ID(str(r["id"])),
-            flight_number=r["flight_number"],
-            origin=r["origin"],
-            destination=r["destination"],
-            departed_at=r["departed_at"],
-            arrived_at=r["arrived_at"],
-            status=FlightStatus(r["status"]),
-            version=r["version"],
-            row_id=r["id"],
-            aircraft_row_id=r["aircraft_id"],
-        )
+        return cls(**_flight_columns(r), row_id=r["id"], aircraft_row_id=r["aircraft_id"])
 
-    @strawberry.field
+    @strawberry.field(metadata=plan(RelatedPlan(aircraft_of_flight)))
     async def aircraft(self, info: GqlInfo) -> Aircraft:
         row = await info.context.loaders.aircraft.load(self.aircraft_row_id)
         if row is None:
@@ -401,6 +385,10 @@ class Flight:
             max_airspeed_ms=r["max_airspeed_ms"],
             avg_engine_temp_c=_float(r["avg_engine_temp_c"]),
         )
+
+
+_aircraft_columns = row_reader(Aircraft)
+_flight_columns = row_reader(Flight)
 
 
 @strawberry.type

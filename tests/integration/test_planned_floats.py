@@ -1,4 +1,4 @@
-"""``gateway.data.planned.float_text`` writes a float8 in SQL exactly as
+"""``gateway.data.planned_values.float_text`` writes a float8 in SQL exactly as
 ``orjson`` writes the Python float the resolvers get: checked value by value
 in PostgreSQL over edges of every branch (zero and negative zero, the 1e-5,
 1e-4, 1e15 and 1e16 boundaries, subnormals, integral values, long
@@ -19,13 +19,12 @@ import pytest
 from gateway.data.planned import (
     analytics_statement,
     fetch_json,
-    float_text,
-    int_text,
     json_string,
     root_statement,
     text_list,
     text_object,
 )
+from gateway.data.planned_values import float_text, int_text
 
 EDGES = [
     0.0, -0.0, 1.0, -1.0, 123.0, 0.1, 1 / 3, -2 / 3, 1e-4, 9.999999999999999e-05, 1e-5,

@@ -1,14 +1,18 @@
-"""Planned reads write some text columns into JSON without escaping them
-(``gateway.data.planned.string_text``): that is only sound while the tables'
-check constraints keep those columns to ``[A-Z0-9-]``. This fails the
-moment a migration loosens one of them, or a field starts being written
-unescaped without being listed here."""
+"""Planned reads write the text columns declared with the ``code`` codec
+into JSON without escaping them (``gateway.data.planned_values``): that is
+only sound while the tables' check constraints keep those columns to
+``[A-Z0-9-]``. This fails the moment a migration loosens one of them, or a
+field starts being written unescaped without being listed here."""
 
 from __future__ import annotations
 
 import asyncpg
+from graphql import GraphQLObjectType
 
-from gateway.data import planned
+from gateway.api.plan.compile import codec_of
+from gateway.api.plan.fields import ColumnPlan, plan_of
+from gateway.api.schema import build_schema
+from gateway.data.planned_values import value_text
 
 # (table, column, the check's pattern) behind each unescaped field
 GUARDED = [
@@ -31,33 +35,27 @@ async def test_unescaped_columns_are_held_to_safe_characters(owner_conn: asyncpg
         assert any(f"({column} ~ '{pattern}'::text)" in d for d in defs), (table, column, defs)
 
 
-async def test_guarded_fields_are_the_quoted_ones() -> None:
-    quoted = {
-        ("aircraft", f) for f, e in planned.AIRCRAFT_FIELDS.items() if e.startswith("coalesce('\"'")
-    } | {("flights", f) for f, e in planned.FLIGHT_FIELDS.items() if e.startswith("coalesce('\"'")}
-    text_columns = {
-        ("aircraft", "registration"),
-        ("flights", "flightNumber"),
-        ("flights", "origin"),
-        ("flights", "destination"),
+def _unescaped() -> set[tuple[str, str]]:
+    """(GraphQL type, column) of every field the planner writes as a code."""
+    out: set[tuple[str, str]] = set()
+    for gtype in build_schema()._schema.type_map.values():
+        if not isinstance(gtype, GraphQLObjectType) or gtype.name.startswith("__"):
+            continue
+        for field in gtype.fields.values():
+            p = plan_of(field)
+            if isinstance(p, ColumnPlan) and codec_of(field, p) == "code":
+                out.add((gtype.name, p.column))
+    return out
+
+
+async def test_guarded_fields_are_the_unescaped_ones() -> None:
+    assert _unescaped() == {
+        ("Aircraft", "registration"),
+        ("Flight", "flight_number"),
+        ("Flight", "origin"),
+        ("Flight", "destination"),
+        ("AircraftFlightStats", "registration"),  # aircraft.registration, guarded above
     }
-    # every free-text column that is written unescaped is one of the guarded ones
-    others = {("aircraft", "id"), ("aircraft", "status"), ("aircraft", "createdAt")}
-    others |= {("aircraft", "updatedAt"), ("aircraft", "retiredAt"), ("flights", "id")}
-    others |= {("flights", "status"), ("flights", "departedAt"), ("flights", "arrivedAt")}
-    assert quoted == text_columns | others
-    # analytics objects: dates, times and ids, and the guarded registration
-    quoted_analytics = {
-        (kind, f)
-        for kind, fields in planned.ANALYTICS_FIELDS.items()
-        for f, e in fields.items()
-        if e.startswith("coalesce('\"'")
-    }
-    assert quoted_analytics == {
-        ("fleetDailyStats", "day"),
-        ("fleetDailyStats", "refreshedAt"),
-        ("telemetrySeries", "bucket"),
-        ("fleetStats", "aircraftId"),
-        ("fleetStats", "registration"),  # aircraft.registration, guarded above
-        ("fleetStats", "lastDepartedAt"),
-    }
+    # the other codecs of strings escape, or write values that need none
+    assert value_text("code", "c").startswith("coalesce('\"'")
+    assert value_text("text", "c").startswith("coalesce(to_json(")

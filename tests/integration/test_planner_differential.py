@@ -16,12 +16,15 @@ from typing import Any
 
 import orjson
 import pytest
+from graphql import GraphQLObjectType
 from graphql import parse as parse_graphql
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.api import cursors
 from gateway.api.documents import check_limits, count_tokens
+from gateway.api.plan.fields import ColumnPlan, plan_of
+from gateway.api.schema import build_schema
 from gateway.auth import Principal
 from gateway.config import Limits, Settings
 from tests.integration.planner_paths import TwoPaths
@@ -29,37 +32,21 @@ from tests.integration.planner_world import World, build_world
 from tests.support.analytics_data import Fleet, two_fleets
 from tests.support.wait import wait_replicated
 
-AIRCRAFT_SCALARS = [
-    "id",
-    "registration",
-    "manufacturer",
-    "model",
-    "serialNumber",
-    "status",
-    "specs",
-    "totalFlightHours",
-    "version",
-    "createdAt",
-    "updatedAt",
-    "retiredAt",
-    "__typename",
-]  # noqa: E501 - GraphQL literal
-FLIGHT_SCALARS = [
-    "id",
-    "flightNumber",
-    "origin",
-    "destination",
-    "departedAt",
-    "arrivedAt",
-    "status",
-    "version",
-    "__typename",
-]  # noqa: E501 - GraphQL literal
-FLIGHT_NODE = "{ id flightNumber origin destination departedAt arrivedAt status version }"
-AIRCRAFT_NODE = (
-    "{ id registration manufacturer model serialNumber status specs totalFlightHours"
-    " version createdAt updatedAt retiredAt __typename }"
-)
+
+def _columns(type_name: str) -> list[str]:
+    """The fields of a type that declare a column (``gateway.api.plan.fields``):
+    every scalar the planner writes, so a new one is drawn here at once."""
+    gtype = build_schema()._schema.get_type(type_name)
+    assert isinstance(gtype, GraphQLObjectType)
+    return [n for n, f in gtype.fields.items() if isinstance(plan_of(f), ColumnPlan)]
+
+
+AIRCRAFT_COLUMNS = _columns("Aircraft")
+FLIGHT_COLUMNS = _columns("Flight")
+AIRCRAFT_SCALARS = [*AIRCRAFT_COLUMNS, "__typename"]
+FLIGHT_SCALARS = [*FLIGHT_COLUMNS, "__typename"]
+FLIGHT_NODE = "{ " + " ".join(FLIGHT_COLUMNS) + " }"
+AIRCRAFT_NODE = "{ " + " ".join(AIRCRAFT_SCALARS) + " }"
 PAGE = "pageInfo { hasNextPage endCursor } totalCount"
 
 

@@ -1,14 +1,15 @@
-"""Planned reads: a validated query operation whose every field lies in the
-plannable subset (aircraft, fleet, flight, flights and their scalar,
-connection and related fields; or ``analytics`` with its ``fleetDailyStats``,
-``fleetStats``, ``telemetryStats`` and ``telemetrySeries``) is answered by one
-SQL statement that builds the response JSON in PostgreSQL. ``compile`` turns
-a selection into a plan tree, ``sql`` binds arguments and writes the
+"""The planner: a validated query operation whose every field declares a
+plan (``fields``: aircraft, fleet, flight, flights and their scalar,
+connection and related fields; ``analytics`` with its ``fleetDailyStats``,
+``fleetStats``, ``telemetryStats`` and ``telemetrySeries``) is answered by
+one SQL statement that builds the response JSON in PostgreSQL. ``compile``
+walks the schema from the selection to a plan tree, ``bind`` binds the
+request's arguments, ``emit`` nests the data layer's pieces into the
 statement, ``run`` caches plans and executes them. Everything else goes to
 the resolvers.
 
-Must not: open connections (``gateway.db``) or hold SQL pieces of its own
-domain tables (``gateway.data.planned``).
+Must not: open connections (``gateway.db``), write SQL text (its pieces are
+``gateway.data.planned*``), or keep a list of fields or types of its own.
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
 """Selection to plan tree: decides whether a validated operation lies
 wholly inside the plannable subset and, if so, describes its response shape
-as a tree of ``Node``s. Fields are collected and merged by response key in
-document order, as graphql-core does, so the JSON keys come out in the same
-order as the resolver path's.
+as a tree of ``Node``s. The compiler walks the schema from ``Query``: each
+selected field must declare a plan (``gateway.api.plan.fields``) that fits
+where it stands (a column in an object, an edge in a connection, ...), and
+the objects below it are the field's GraphQL type. Fields are collected and
+merged by response key in document order, as graphql-core does, so the
+JSON keys come out in the same order as the resolver path's.
 
-``analytics { ... }`` is planned for its read fields (``fleetDailyStats``,
-``fleetStats``, ``telemetryStats``, ``telemetrySeries``); such a plan holds no
-other root data field, since it runs with the ``analytics`` intent.
+An ``analytics { ... }`` plan holds no other root data field, since it runs
+with the ``analytics`` intent.
 
-Anything outside the subset (mutations, subscriptions, directives, unknown
-or unplanned fields, objects of more than ``MAX_KEYS`` response keys) raises
+Anything outside the subset (mutations, subscriptions, directives, fields
+without a plan, objects of more than ``MAX_KEYS`` response keys) raises
 ``Decline`` and the resolver path answers instead.
 
 Must not: write SQL or run anything; look at argument values (``bind``).
@@ -26,160 +28,88 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLEnumType,
     GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    get_named_type,
 )
 
-from gateway.data.planned import (
-    AIRCRAFT_FIELDS,
-    ANALYTICS_FIELDS,
-    ANALYTICS_TYPES,
-    FLIGHT_FIELDS,
-    AnalyticsKind,
-    Kind,
+from gateway.api.plan.fields import (
+    AnalyticPlan,
+    AnalyticsPlan,
+    ColumnPlan,
+    FieldPlan,
+    PagePlan,
+    ParamPlan,
+    Part,
+    PartPlan,
+    RelatedPlan,
+    RowPlan,
+    plan_of,
 )
+from gateway.api.plan.nodes import (
+    Analytic,
+    AnalyticsRoot,
+    ById,
+    Column,
+    Connection,
+    Cursor,
+    Edges,
+    EndCursor,
+    HasNextPage,
+    Node,
+    PageInfo,
+    Param,
+    Related,
+    RowObject,
+    Selection,
+    TotalCount,
+    Typename,
+)
+from gateway.data.planned_values import Codec, value_text
 
 MAX_KEYS = 50  # response keys per planned object: bounds the statement text
+
+# The codec a column's GraphQL type implies (``ColumnPlan.codec`` overrides).
+CODECS: dict[str, Codec] = {
+    "ID": "id",
+    "String": "text",
+    "JSON": "json",
+    "Int": "int",
+    "Float": "float",
+    "DateTime": "timestamp",
+    "Date": "date",
+}
 
 
 class Decline(Exception):
     """This operation (or these arguments) is for the resolver path."""
 
 
-Selection = list[tuple[str, "Node"]]
-
-
-@dataclass(frozen=True)
-class Typename:
-    name: str
-
-
-@dataclass(frozen=True)
-class Column:
-    kind: Kind
-    field: str
-
-
-@dataclass(frozen=True)
-class RowObject:
-    """An Aircraft or Flight object over the current row."""
-
-    kind: Kind
-    selection: Selection
-
-
-@dataclass(frozen=True)
-class ById:
-    """``Query.aircraft(id)`` / ``Query.flight(id)``: ``slot`` indexes ``Plan.args``."""
-
-    kind: Kind
-    slot: int
-    selection: Selection
-
-
-@dataclass(frozen=True)
-class Related:
-    """``Flight.aircraft`` (kind aircraft) or ``Aircraft.latestFlight`` (kind flight)."""
-
-    kind: Kind
-    selection: Selection
-
-
-@dataclass(frozen=True)
-class Cursor:
-    pass
-
-
-@dataclass(frozen=True)
-class HasNextPage:
-    pass
-
-
-@dataclass(frozen=True)
-class EndCursor:
-    pass
-
-
-@dataclass(frozen=True)
-class TotalCount:
-    pass
-
-
-@dataclass(frozen=True)
-class Edges:
-    selection: Selection  # Cursor, RowObject (node), Typename
-
-
-@dataclass(frozen=True)
-class PageInfo:
-    selection: Selection  # HasNextPage, EndCursor, Typename
-
-
-@dataclass(frozen=True)
-class Connection:
-    """``fleet`` / ``flights`` (root) or ``Aircraft.flights`` (nested)."""
-
-    kind: Kind
-    slot: int
-    nested: bool
-    selection: Selection  # Edges, PageInfo, TotalCount, Typename
-
-
-@dataclass(frozen=True)
-class Scalar:
-    """A scalar of an analytics result object (``ANALYTICS_FIELDS``)."""
-
-    field: str
-
-
-@dataclass(frozen=True)
-class Analytic:
-    """``Analytics.fleetDailyStats``, ``fleetStats`` or ``telemetrySeries`` (lists), or
-    ``Analytics.telemetryStats`` (one object): the data layer's statement,
-    wrapped."""
-
-    kind: AnalyticsKind
-    slot: int
-    selection: Selection  # Scalar, Typename
-
-
-@dataclass(frozen=True)
-class AnalyticsRoot:
-    """``Query.analytics``: served with the ``analytics`` intent."""
-
-    selection: Selection  # Analytic, Typename
-
-
-Node = (
-    Typename
-    | Column
-    | RowObject
-    | ById
-    | Related
-    | Cursor
-    | HasNextPage
-    | EndCursor
-    | TotalCount
-    | Edges
-    | PageInfo
-    | Connection
-    | Scalar
-    | Analytic
-    | AnalyticsRoot
-)
-
 Intent = Literal["read", "analytics"]
+
+# leaf parts of a connection: (part, node)
+_PART_NODES: dict[Part, Node] = {
+    "totalCount": TotalCount(),
+    "cursor": Cursor(),
+    "hasNextPage": HasNextPage(),
+    "endCursor": EndCursor(),
+}
 
 
 @dataclass(frozen=True)
 class ArgSpec:
     """A field whose arguments are bound per request."""
 
-    name: str  # aircraft, flight, fleet, flights, Aircraft.flights, Analytics.<field>
+    plan: RowPlan | PagePlan | AnalyticPlan
     definition: GraphQLField
     node: FieldNode
     paged: bool = True  # edges or pageInfo selected: the page query runs
@@ -209,6 +139,27 @@ def select_operation(doc: DocumentNode, name: str | None) -> OperationDefinition
     raise Decline
 
 
+def codec_of(field_def: GraphQLField, declared: ColumnPlan) -> Codec:
+    """The codec of a column field: declared, or implied by its type."""
+    if declared.codec is not None:
+        return declared.codec
+    t = field_def.type.of_type if isinstance(field_def.type, GraphQLNonNull) else field_def.type
+    if isinstance(t, GraphQLEnumType):
+        return "enum"
+    if isinstance(t, GraphQLScalarType) and t.name in CODECS:
+        return CODECS[t.name]
+    raise Decline
+
+
+def _listed(field_def: GraphQLField) -> bool:
+    t = field_def.type.of_type if isinstance(field_def.type, GraphQLNonNull) else field_def.type
+    return isinstance(t, GraphQLList)
+
+
+# (plan, the field's schema definition, its merged nodes) -> its node
+Pick = Callable[[FieldPlan, GraphQLField, list[FieldNode]], Node]
+
+
 class _Compiler:
     def __init__(self, schema: GraphQLSchema, doc: DocumentNode) -> None:
         self.schema = schema
@@ -216,18 +167,6 @@ class _Compiler:
             d.name.value: d for d in doc.definitions if isinstance(d, FragmentDefinitionNode)
         }
         self.args: list[ArgSpec] = []
-
-    def collect(self, type_name: str, nodes: list[FieldNode]) -> list[tuple[str, list[FieldNode]]]:
-        """Subfields of ``nodes`` merged by response key, in document order."""
-        out: dict[str, list[FieldNode]] = {}
-        visited: set[str] = set()
-        for n in nodes:
-            if n.selection_set is None:
-                raise Decline
-            self._collect(type_name, n.selection_set, out, visited)
-        if len(out) > MAX_KEYS:
-            raise Decline
-        return list(out.items())
 
     def _collect(
         self,
@@ -257,130 +196,114 @@ class _Compiler:
                     raise Decline
                 self._collect(type_name, frag.selection_set, out, visited)
 
-    def _arg(self, name: str, parent: str, node: FieldNode) -> int:
-        gtype = self.schema.get_type(parent)
-        definition = gtype.fields[node.name.value]  # type: ignore[union-attr]
-        self.args.append(ArgSpec(name, definition, node))
+    def select(
+        self, gtype: GraphQLObjectType, sets: list[SelectionSetNode], pick: Pick
+    ) -> Selection:
+        """The fields of selection sets on ``gtype`` merged by response key
+        in document order, each ``__typename`` or what ``pick`` makes of its
+        field's plan (``Decline`` for a plan that does not fit there)."""
+        merged: dict[str, list[FieldNode]] = {}
+        visited: set[str] = set()
+        for s in sets:
+            self._collect(gtype.name, s, merged, visited)
+        if len(merged) > MAX_KEYS:
+            raise Decline
+        out: Selection = []
+        for key, sub in merged.items():
+            name = sub[0].name.value
+            if name == "__typename":
+                out.append((key, Typename(gtype.name)))
+                continue
+            field_def = gtype.fields.get(name)
+            p = None if field_def is None else plan_of(field_def)
+            if field_def is None or p is None:
+                raise Decline
+            out.append((key, pick(p, field_def, sub)))
+        return out
+
+    def _object(self, field_def: GraphQLField, nodes: list[FieldNode], pick: Pick) -> Selection:
+        gtype = get_named_type(field_def.type)
+        sets = [n.selection_set for n in nodes if n.selection_set is not None]
+        if not isinstance(gtype, GraphQLObjectType) or len(sets) != len(nodes):
+            raise Decline
+        return self.select(gtype, sets, pick)
+
+    def _arg(self, p: RowPlan | PagePlan | AnalyticPlan, d: GraphQLField, n: FieldNode) -> int:
+        self.args.append(ArgSpec(p, d, n))
         return len(self.args) - 1
 
     def query(self, op: OperationDefinitionNode) -> Selection:
-        out: Selection = []
-        fields: dict[str, list[FieldNode]] = {}
-        self._collect("Query", op.selection_set, fields, set())
-        if len(fields) > MAX_KEYS:
-            raise Decline
-        for key, nodes in fields.items():
-            name = nodes[0].name.value
-            if name == "__typename":
-                out.append((key, Typename("Query")))
-            elif name in ("aircraft", "flight"):
-                kind: Kind = "aircraft" if name == "aircraft" else "flight"
-                slot = self._arg(name, "Query", nodes[0])
-                out.append((key, ById(kind, slot, self.row(kind, nodes))))
-            elif name in ("fleet", "flights"):
-                kind = "aircraft" if name == "fleet" else "flight"
-                slot = self._arg(name, "Query", nodes[0])
-                out.append((key, self.connection(kind, slot, False, nodes)))
-            elif name == "analytics":
-                out.append((key, AnalyticsRoot(self.analytics(nodes))))
-            else:
-                raise Decline
+        root = self.schema.query_type
+        assert root is not None
+        out = self.select(root, [op.selection_set], self._root)
         # analytics and plain reads run under different intents: never mixed
         kinds = {isinstance(n, AnalyticsRoot) for _, n in out if not isinstance(n, Typename)}
         if len(kinds) > 1:
             raise Decline
         return out
 
-    def select(
-        self, type_name: str, nodes: list[FieldNode], pick: Callable[[str, list[FieldNode]], Node]
-    ) -> Selection:
-        """The subfields of ``nodes`` (an object of ``type_name``), each
-        ``__typename`` or what ``pick(field name, its nodes)`` plans; ``pick``
-        raises ``Decline`` for a field it cannot plan."""
-        return [
-            (
-                key,
-                Typename(type_name)
-                if sub[0].name.value == "__typename"
-                else pick(sub[0].name.value, sub),
-            )
-            for key, sub in self.collect(type_name, nodes)
-        ]
+    def _root(self, p: FieldPlan, d: GraphQLField, nodes: list[FieldNode]) -> Node:
+        if isinstance(p, RowPlan):
+            slot = self._arg(p, d, nodes[0])
+            return ById(p.kind, slot, self._object(d, nodes, self._row))
+        if isinstance(p, PagePlan) and p.parent is None:
+            return self.connection(p, self._arg(p, d, nodes[0]), d, nodes)
+        if isinstance(p, AnalyticsPlan):
+            return AnalyticsRoot(self._object(d, nodes, self._analytics))
+        raise Decline
 
-    def analytics(self, nodes: list[FieldNode]) -> Selection:
-        def pick(name: str, sub: list[FieldNode]) -> Node:
-            if name not in ANALYTICS_FIELDS:
-                raise Decline
-            kind: AnalyticsKind = name
-            slot = self._arg(f"Analytics.{name}", "Analytics", sub[0])
-            return Analytic(kind, slot, self.analytic(kind, sub))
+    def _row(self, p: FieldPlan, d: GraphQLField, nodes: list[FieldNode]) -> Node:
+        if isinstance(p, ColumnPlan):
+            return Column(value_text(codec_of(d, p), p.column))
+        if isinstance(p, RelatedPlan):
+            return Related(p.source, self._object(d, nodes, self._row))
+        if isinstance(p, PagePlan) and p.parent is not None:
+            return self.connection(p, self._arg(p, d, nodes[0]), d, nodes)
+        raise Decline
 
-        return self.select("Analytics", nodes, pick)
-
-    def analytic(self, kind: AnalyticsKind, nodes: list[FieldNode]) -> Selection:
-        scalars = ANALYTICS_FIELDS[kind]
-
-        def pick(name: str, sub: list[FieldNode]) -> Node:
-            if name not in scalars:
-                raise Decline
-            return Scalar(name)
-
-        return self.select(ANALYTICS_TYPES[kind], nodes, pick)
-
-    def row(self, kind: Kind, nodes: list[FieldNode]) -> Selection:
-        scalars = AIRCRAFT_FIELDS if kind == "aircraft" else FLIGHT_FIELDS
-
-        def pick(name: str, sub: list[FieldNode]) -> Node:
-            if name in scalars:
-                return Column(kind, name)
-            if kind == "aircraft" and name == "flights":
-                slot = self._arg("Aircraft.flights", "Aircraft", sub[0])
-                return self.connection("flight", slot, True, sub)
-            if kind == "aircraft" and name == "latestFlight":
-                return Related("flight", self.row("flight", sub))
-            if kind == "flight" and name == "aircraft":
-                return Related("aircraft", self.row("aircraft", sub))
+    def _analytics(self, p: FieldPlan, d: GraphQLField, nodes: list[FieldNode]) -> Node:
+        if not isinstance(p, AnalyticPlan):
             raise Decline
+        slot = self._arg(p, d, nodes[0])
+        return Analytic(slot, _listed(d), self._object(d, nodes, self._analytic))
 
-        return self.select("Aircraft" if kind == "aircraft" else "Flight", nodes, pick)
+    def _analytic(self, p: FieldPlan, d: GraphQLField, nodes: list[FieldNode]) -> Node:
+        if isinstance(p, ColumnPlan):
+            return Column(value_text(codec_of(d, p), p.column))
+        if isinstance(p, ParamPlan):
+            return Param(p.name)
+        raise Decline
 
-    def connection(self, kind: Kind, slot: int, nested: bool, nodes: list[FieldNode]) -> Connection:
-        prefix = "Aircraft" if kind == "aircraft" else "Flight"
+    def connection(
+        self, p: PagePlan, slot: int, d: GraphQLField, nodes: list[FieldNode]
+    ) -> Connection:
+        def edge(q: FieldPlan, ed: GraphQLField, sub: list[FieldNode]) -> Node:
+            if isinstance(q, PartPlan) and q.part == "node":
+                return RowObject(self._object(ed, sub, self._row))
+            return _part(q, ("cursor",))
 
-        def pick(name: str, sub: list[FieldNode]) -> Node:
-            if name == "totalCount":
-                return TotalCount()
-            if name == "edges":
-                return Edges(self.edge(kind, prefix, sub))
-            if name == "pageInfo":
-                return PageInfo(self.page_info(sub))
-            raise Decline
+        def pick(q: FieldPlan, cd: GraphQLField, sub: list[FieldNode]) -> Node:
+            if isinstance(q, PartPlan) and q.part == "edges":
+                return Edges(self._object(cd, sub, edge))
+            if isinstance(q, PartPlan) and q.part == "pageInfo":
+                info = self._object(cd, sub, lambda r, _d, _s: _part(r, _PAGE_INFO))
+                return PageInfo(info)
+            return _part(q, ("totalCount",))
 
-        out = self.select(f"{prefix}Connection", nodes, pick)
+        out = self._object(d, nodes, pick)
         paged = any(isinstance(n, Edges | PageInfo) for _, n in out)
         counted = any(isinstance(n, TotalCount) for _, n in out)
         self.args[slot] = replace(self.args[slot], paged=paged, counted=counted)
-        return Connection(kind, slot, nested, out)
+        return Connection(p.kind, slot, p.parent is not None, out)
 
-    def edge(self, kind: Kind, prefix: str, nodes: list[FieldNode]) -> Selection:
-        def pick(name: str, sub: list[FieldNode]) -> Node:
-            if name == "cursor":
-                return Cursor()
-            if name == "node":
-                return RowObject(kind, self.row(kind, sub))
-            raise Decline
 
-        return self.select(f"{prefix}Edge", nodes, pick)
+_PAGE_INFO: tuple[Part, ...] = ("hasNextPage", "endCursor")
 
-    def page_info(self, nodes: list[FieldNode]) -> Selection:
-        def pick(name: str, sub: list[FieldNode]) -> Node:
-            if name == "hasNextPage":
-                return HasNextPage()
-            if name == "endCursor":
-                return EndCursor()
-            raise Decline
 
-        return self.select("PageInfo", nodes, pick)
+def _part(p: FieldPlan, allowed: tuple[Part, ...]) -> Node:
+    if isinstance(p, PartPlan) and p.part in allowed:
+        return _PART_NODES[p.part]
+    raise Decline
 
 
 def compile_plan(schema: GraphQLSchema, doc: DocumentNode, operation_name: str | None) -> Plan:

@@ -20,7 +20,7 @@ role without ``read`` (``analytics`` for an analytics plan), and a failing
 statement all return None, so every
 error comes from the resolver path.
 
-Must not: write SQL (``gateway.data.planned``) or open connections.
+Must not: write SQL (``gateway.data.planned*``) or open connections.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from gateway.api.documents import ENTRY_OVERHEAD, Prepared
-from gateway.api.plan.compile import AnalyticsRoot, Decline, Plan, Typename, compile_plan
-from gateway.api.plan.sql import bind, shape, statement
+from gateway.api.plan.bind import bind
+from gateway.api.plan.compile import Decline, Plan, compile_plan
+from gateway.api.plan.emit import shape, statement
+from gateway.api.plan.nodes import AnalyticsRoot, Typename
 from gateway.auth import Principal
 from gateway.data import planned
 from gateway.db.costs import argument_scale
