@@ -1,5 +1,5 @@
-"""The estimated cost of a query (``check_limits``), as the README states it:
-each field counts 1, a field with ``first: n`` multiplies what it selects by
+"""The estimated cost of a query (``check_limits``, ``DBX_MAX_COST``): each
+field counts 1, a field with ``first: n`` multiplies what it selects by
 n (clamped to 1..DBX_MAX_FIRST; a variable counts as the cap), fragments
 count where they are spread; also depth and aliases. No schema needed."""
 
