@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 from gateway.db.admission import ClientGone, RequestTurns
 from gateway.db.connection import TenantConnection
 from gateway.db.transaction import TenantContext
-from gateway.errors import Timeout
+from gateway.errors import GatewayError
 
 if TYPE_CHECKING:
     from gateway.db.database import Database
@@ -46,7 +46,9 @@ class DbSession:
         # slot, and the work of a transaction that took one, then end early
         # with ``ClientClosedRequest``
         self.client_gone = client_gone
-        self._analytics_timed_out = False
+        # a planned statement's UNAVAILABLE or TIMEOUT, the answer of the
+        # resolvers' reads from then on (``fail_fast``)
+        self._failed: GatewayError | None = None
         # this request's analytics at once (DBX_ANALYTICS_PER_REQUEST), made
         # on its first analytics
         self._analytics_turns: RequestTurns | None = None
@@ -57,6 +59,7 @@ class DbSession:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
+        self._fail_if_failed()
         return await self.db.run(self.tenant, "read", self.min_lsn, fn, *args, **kwargs)
 
     async def analytics(
@@ -80,8 +83,7 @@ class DbSession:
         transactions at once: its other analytics fields (aliases) wait
         their turn, at most the analytics timeout each, instead of taking
         every slot of the node."""
-        if self._analytics_timed_out:
-            raise Timeout()
+        self._fail_if_failed()
         db, gone = self.db, self.client_gone
         per_request = db.settings.analytics_per_request
         if not per_request:
@@ -101,10 +103,17 @@ class DbSession:
         finally:
             turns.give_back()
 
-    def fail_analytics_fast(self) -> None:
-        """This request's analytics statement already ran out of time (the
-        planner's): analytics answer ``TIMEOUT`` at once from now on."""
-        self._analytics_timed_out = True
+    def fail_fast(self, err: GatewayError) -> None:
+        """A planned statement of this request failed with ``err``
+        (``UNAVAILABLE`` or ``TIMEOUT``): the resolvers that answer instead
+        fail the same way at once, with no statement, rather than run the
+        same work again under the same overload."""
+        self._failed = err
+
+    def _fail_if_failed(self) -> None:
+        err = self._failed
+        if err is not None:
+            raise type(err)(err.message, **err.extensions)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[TenantConnection]:

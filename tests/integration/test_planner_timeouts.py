@@ -90,3 +90,42 @@ async def test_timed_out_planned_analytics_field_is_not_run_again(
     assert on_resolver_path == 1
     assert on_planned_path == 1, [e.sql[:80] for e in seen.analytics()]
     assert all(e.error is not None for e in seen.analytics())
+
+
+READ_QUERY = "{ flights(first: 2) { totalCount edges { node { id } } } }"
+
+
+async def test_timed_out_planned_read_is_the_answer(
+    settings: Settings, owner_dsn: str, stack: dict[str, Any], make_org: Any
+) -> None:
+    """A planned read whose statement times out is answered with that
+    TIMEOUT: the resolvers fail with it at once and run no statement."""
+    org: uuid.UUID = await make_org()
+    seen = Statements()
+    tp = TwoPaths(dataclasses.replace(settings, replica_dsns=(), read_timeout_ms=300))
+    tp.db.observer = seen
+    await tp.start()
+    owner = await asyncpg.connect(owner_dsn)
+    try:
+        principal = Principal(org_id=org, subject="timeouts", roles=frozenset({"viewer"}))
+        tx = owner.transaction()
+        await tx.start()
+        try:
+            await owner.execute("lock table dbx_aviation.flights in access exclusive mode")
+            planned = await tp.call_raw(tp.planned, principal, READ_QUERY)
+            on_planned_path = [e for e in seen.events if e.intent == "read"]
+            resolved = await tp.call_raw(tp.resolved, principal, READ_QUERY)
+        finally:
+            await tx.rollback()
+    finally:
+        await owner.close()
+        await tp.close()
+    await wait_replicated(stack)
+    # the resolver path's own answer, TIMEOUT at the field
+    assert planned == resolved, (planned, resolved)
+    body = orjson.loads(planned[1])
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["TIMEOUT"]
+    assert body["errors"][0]["path"] == ["flights"]
+    # only the planner's statement ran (and timed out) for the planned request
+    assert len(on_planned_path) == 1, [e.sql[:80] for e in on_planned_path]
+    assert on_planned_path[0].error is not None

@@ -15,10 +15,13 @@ An ``analytics { ... }`` plan runs through ``DbSession.analytics``, like
 the resolvers of ``gateway.api.analytics`` (replicas, the analytics
 timeout, the same tenant settings).
 
-Errors are never produced here: arguments the resolvers would refuse, a
+Errors are never written here: arguments the resolvers would refuse, a
 role without ``read`` (``analytics`` for an analytics plan), and a failing
-statement all return None, so every
-error comes from the resolver path.
+statement all return None, so every error comes from the resolver path. A
+statement that failed with ``UNAVAILABLE`` or ``TIMEOUT`` is not run again
+there: the session fails the resolvers' reads the same way at once
+(``DbSession.fail_fast``), so that error is the answer, in the resolver
+path's words, without the work being done twice under overload.
 
 Must not: write SQL (``gateway.data.planned*``) or open connections.
 """
@@ -37,12 +40,11 @@ from gateway.api.documents import ENTRY_OVERHEAD, Prepared
 from gateway.api.plan.bind import bind
 from gateway.api.plan.compile import Decline, Plan, compile_plan
 from gateway.api.plan.emit import shape, statement
-from gateway.api.plan.nodes import AnalyticsRoot, Typename
 from gateway.auth import Principal
 from gateway.data import planned
 from gateway.db.costs import argument_scale
 from gateway.db.database import DbSession
-from gateway.errors import GatewayError, Timeout
+from gateway.errors import GatewayError, Timeout, Unavailable
 from gateway.observability import Observability
 from gateway.observability.operation import document_hash, operation_label
 
@@ -148,12 +150,10 @@ class Planner:
                 kind = (sql, argument_scale(values))
                 return await session.analytics_keyed(kind, planned.fetch_json, sql, values)
             return await session.read(planned.fetch_json, sql, values)
-        except Timeout:
-            if _one_analytics_field(plan):
-                # The resolver would run this same statement under the same
-                # timeout: it answers with its TIMEOUT at once instead of
-                # making the database spend the whole timeout again.
-                session.fail_analytics_fast()
+        except (Timeout, Unavailable) as err:
+            # the answer: the resolvers fail with it at once, without running
+            # the same work again under the same overload
+            session.fail_fast(err)
             return None
         except GatewayError:
             return None  # the resolver path answers, with its own error
@@ -191,13 +191,3 @@ class Planner:
             obs.metrics.operations.inc(label, "query", "ok")
             obs.metrics.operation_duration.observe(elapsed, label, "query")
         return text
-
-
-def _one_analytics_field(plan: Plan) -> bool:
-    """Whether the plan is one analytics field, i.e. the very statement the
-    resolver path would run (several fields run as several statements there,
-    each of which may finish within the timeout)."""
-    roots = [node for _, node in plan.root if not isinstance(node, Typename)]
-    if len(roots) != 1 or not isinstance(roots[0], AnalyticsRoot):
-        return False
-    return len([n for _, n in roots[0].selection if not isinstance(n, Typename)]) == 1
