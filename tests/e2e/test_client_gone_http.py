@@ -128,7 +128,7 @@ class Scene:
                 await flusher.execute("select txid_current()")
             finally:
                 await flusher.close()
-            await eventually(lambda: _replica_holds_lock(self.replica))
+            await eventually(lambda: _replica_holds_lock(self.replica), what="the replayed lock")
             yield
         finally:
             await tx.rollback()
@@ -160,13 +160,13 @@ async def test_a_client_that_leaves_gives_up_its_place_in_the_analytics_queue(
     async with scene.flights_locked():
         # holds the only slot: its statement waits on the replayed lock
         holder = asyncio.create_task(scene.post())
-        await eventually(lambda: _statement_waits(scene))
+        await eventually(lambda: _statement_waits(scene), what="the statement waiting")
         writer = await scene.send_and_keep()
 
         async def queued() -> bool:
             return await scene.metric("dbx_analytics_waiting", WAITING) == 1
 
-        await eventually(queued)
+        await eventually(queued, what="one request queued for the slot")
         await _close(writer)
 
         async def left() -> bool:
@@ -176,7 +176,7 @@ async def test_a_client_that_leaves_gives_up_its_place_in_the_analytics_queue(
             )
 
         # while the slot is still held: the request left the queue, it did not wait its turn
-        await eventually(left)
+        await eventually(left, what="the request that left counted as 499")
         assert not holder.done()
     answer = await holder
     assert answer.status_code == 200, answer.text
@@ -194,7 +194,7 @@ async def test_a_client_that_leaves_has_its_running_statement_cancelled(scene: S
     before = await scene.metric("dbx_http_requests_total", GONE)
     async with scene.flights_locked():
         writer = await scene.send_and_keep()
-        await eventually(lambda: _statement_waits(scene))
+        await eventually(lambda: _statement_waits(scene), what="the statement waiting")
         await _close(writer)
 
         async def cancelled() -> bool:
@@ -204,7 +204,7 @@ async def test_a_client_that_leaves_has_its_running_statement_cancelled(scene: S
             )
 
         # the lock is still held: the statement did not end by itself
-        await eventually(cancelled)
+        await eventually(cancelled, what="the statement cancelled")
     # the slot and the connection are fine: the next request is served
     answer = await scene.post()
     assert answer.status_code == 200, answer.text
