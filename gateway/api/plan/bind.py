@@ -1,10 +1,10 @@
 """Per-request argument binding: coerces the request's variables and each
 planned field's arguments exactly as the resolvers get them (graphql-core's
-coercion, then Strawberry's conversion to the resolver's Python arguments),
-and checks them with the resolver's own functions (``gateway.api.cursors``,
-the filter conversions and analytics bindings the fields' plans name); any
-argument the resolvers would refuse raises ``Decline``, so the resolver
-path answers with its own error.
+coercion, then Strawberry's conversion of input objects), and checks them
+with the resolver's own functions (``gateway.api.cursors``, the filter
+conversions and analytics bindings the fields' plans name); any argument
+the resolvers would refuse raises ``Decline``, so the resolver path answers
+with its own error.
 
 Binding hands out the placeholders, so the statement's text depends only on
 the *shape* of the arguments (which filters and cursors are given).
@@ -19,11 +19,11 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSchema
 from graphql.execution.values import get_argument_values, get_variable_values
-from strawberry.types.arguments import convert_arguments
+from strawberry.types.arguments import convert_argument
 
 from gateway.api import cursors
 from gateway.api.plan.compile import ArgSpec, Decline, Plan
-from gateway.api.plan.fields import DEFINITION, AnalyticPlan, Bound, PagePlan
+from gateway.api.plan.fields import AnalyticPlan, Bound, PagePlan
 from gateway.data.fragments import Params
 from gateway.data.planned_sources import PARENT, filter_conditions, seek_condition
 from gateway.errors import GatewayError
@@ -52,8 +52,11 @@ def bind(
         bounds: list[Bound] = []
         for spec in plan.args:
             raw = get_argument_values(spec.definition, spec.node, coerced)
-            field = spec.definition.extensions[DEFINITION]
-            args = convert_arguments(raw, field.arguments, scalars, config)
+            args = {
+                python: raw[name] if t is None else convert_argument(raw[name], t, scalars, config)
+                for name, python, t in spec.arguments
+                if name in raw
+            }
             bounds.append(_bind_field(p, spec, args, max_first))
         return bounds, p.values
     except (GatewayError, GraphQLError, ValueError, TypeError, KeyError):

@@ -45,6 +45,7 @@ from graphql import (
 from gateway.api.plan.fields import (
     AnalyticPlan,
     AnalyticsPlan,
+    Argument,
     ColumnPlan,
     FieldPlan,
     PagePlan,
@@ -54,6 +55,7 @@ from gateway.api.plan.fields import (
     RelatedPlan,
     RowPlan,
     plan_of,
+    python_arguments,
 )
 from gateway.api.plan.nodes import (
     Analytic,
@@ -112,6 +114,7 @@ class ArgSpec:
     plan: RowPlan | PagePlan | AnalyticPlan
     definition: GraphQLField
     node: FieldNode
+    arguments: tuple[Argument, ...]  # how they become the resolver's (``bind``)
     paged: bool = True  # edges or pageInfo selected: the page query runs
     counted: bool = True  # totalCount selected: the count query runs
 
@@ -229,7 +232,7 @@ class _Compiler:
         return self.select(gtype, sets, pick)
 
     def _arg(self, p: RowPlan | PagePlan | AnalyticPlan, d: GraphQLField, n: FieldNode) -> int:
-        self.args.append(ArgSpec(p, d, n))
+        self.args.append(ArgSpec(p, d, n, python_arguments(d)))
         return len(self.args) - 1
 
     def query(self, op: OperationDefinitionNode) -> Selection:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import strawberry
-from graphql import GraphQLField
+from graphql import GraphQLEnumType, GraphQLField, GraphQLNonNull, GraphQLScalarType
 from strawberry.scalars import JSON
 from strawberry.types.base import StrawberryOptional, get_object_definition
 from strawberry.types.enum import StrawberryEnumDefinition
@@ -159,6 +159,24 @@ def plan_of(field: GraphQLField) -> FieldPlan | None:
     definition = field.extensions.get(DEFINITION)
     metadata: Mapping[str, Any] | None = getattr(definition, "metadata", None)
     return None if not metadata else metadata.get(PLAN)
+
+
+# (GraphQL name, Python name, the Strawberry type that converts its value, or
+# None for a scalar or enum, which graphql-core's coercion leaves as Strawberry
+# would pass it)
+Argument = tuple[str, str, Any]
+
+
+def python_arguments(field: GraphQLField) -> tuple[Argument, ...]:
+    """How a field's coerced arguments become its resolver's (Strawberry's
+    ``convert_arguments``, worked out once per field)."""
+    out: list[Argument] = []
+    for name, arg in field.args.items():
+        t = arg.type.of_type if isinstance(arg.type, GraphQLNonNull) else arg.type
+        strawberry_arg = arg.extensions[DEFINITION]
+        leaf = isinstance(t, GraphQLScalarType | GraphQLEnumType)
+        out.append((name, strawberry_arg.python_name, None if leaf else strawberry_arg.type))
+    return tuple(out)
 
 
 def _python(t: Any) -> Callable[[Any], Any]:
