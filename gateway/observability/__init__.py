@@ -105,7 +105,7 @@ class Observability:
 
     def sql_comment(self) -> str:
         """The sqlcommenter ``traceparent`` of the current span, or ''. Used on
-        each tenant transaction's set-up statement (``gateway.db.database``)."""
+        each tenant transaction's set-up statement (``gateway.db.transaction``)."""
         ctx = trace.get_current_span().get_span_context()
         if not ctx.is_valid:
             return ""
