@@ -28,7 +28,7 @@ from gateway.observability.loaders import BatchFn, TracedBatch, TracedDataLoader
 from gateway.observability.logs import RequestLogContext, install
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.operation import GraphQLTracing
-from gateway.observability.providers import build_tracing
+from gateway.observability.providers import build_tracer_provider
 from gateway.observability.record import SpanRecorder
 
 __all__ = ["CommentScope", "Observability", "TracedBatch", "TracedDataLoader"]
@@ -59,12 +59,11 @@ class Observability:
     ) -> None:
         self.settings = settings
         env = os.environ if env is None else env
-        built = build_tracing(env, span_exporter)
-        self.provider: TracerProvider | None = built[0] if built is not None else None
+        self.provider: TracerProvider | None = build_tracer_provider(env, span_exporter)
         self.tracer: Tracer = (
             self.provider.get_tracer(TRACER_NAME) if self.provider else trace.NoOpTracer()
         )
-        self.recorder = SpanRecorder(self.tracer, self.provider, built[1] if built else [])
+        self.recorder = SpanRecorder(self.tracer)
         self.metrics = GatewayMetrics()
         self.request_ctx = RequestLogContext()
         self.sql_comment_scope = sql_comment_scope

@@ -8,8 +8,8 @@ Read here: ``OTEL_SDK_DISABLED``, ``OTEL_SERVICE_NAME`` (default
 ``OTEL_TRACES_SAMPLER_ARG``. The OTLP exporter (HTTP/protobuf) reads its own
 ``OTEL_EXPORTER_OTLP_*`` variables and is used only when an endpoint is set,
 so a laptop without a collector does not log export failures forever; its
-spans are encoded by ``otlp.py`` and batched per the ``OTEL_BSP_*`` variables
-(``BSP_DEFAULTS`` where unset).
+spans go through the SDK's ``BatchSpanProcessor``, sized per the
+``OTEL_BSP_*`` variables (``BSP_DEFAULTS`` where unset).
 
 Must not: raise on a bad value at request time (it is all decided here, once).
 """
@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
@@ -35,8 +36,6 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
-
-from gateway.observability.batch import BatchExportProcessor
 
 log = logging.getLogger("dbx.observability")
 
@@ -94,12 +93,12 @@ def exporter_processors(env: Mapping[str, str]) -> list[SpanProcessor]:
         )
         if protocol and protocol != "http/protobuf":
             log.warning("OTLP protocol %r is not supported here; using http/protobuf", protocol)
-        from gateway.observability.otlp import FastOTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         # The endpoint from ``env`` (the exporter alone would read only
         # os.environ); the rest of OTEL_EXPORTER_OTLP_* it reads itself.
         url = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (endpoint.rstrip("/") + "/v1/traces")
-        processors.append(batch_processor(FastOTLPSpanExporter(endpoint=url), env))
+        processors.append(batch_processor(OTLPSpanExporter(endpoint=url), env))
     if "console" in names:
         processors.append(SimpleSpanProcessor(ConsoleSpanExporter()))
     return processors
@@ -126,13 +125,13 @@ def _positive_int(env: Mapping[str, str], name: str) -> int:
     return value if value > 0 else default
 
 
-def batch_processor(exporter: SpanExporter, env: Mapping[str, str]) -> BatchExportProcessor:
-    """A batching processor (``batch.py``) configured from ``env`` like the
-    SDK's (which would read ``os.environ`` only), with ``BSP_DEFAULTS``
-    where it says nothing. ``OTEL_BSP_EXPORT_TIMEOUT`` is the exporter's
-    business (``OTEL_EXPORTER_OTLP_TIMEOUT``), as in the SDK."""
+def batch_processor(exporter: SpanExporter, env: Mapping[str, str]) -> BatchSpanProcessor:
+    """The SDK's batching processor sized from ``env`` (it would read
+    ``os.environ`` only), with ``BSP_DEFAULTS`` where ``env`` says nothing.
+    ``OTEL_BSP_EXPORT_TIMEOUT`` is the exporter's business
+    (``OTEL_EXPORTER_OTLP_TIMEOUT``), as in the SDK."""
     queue = _positive_int(env, "OTEL_BSP_MAX_QUEUE_SIZE")
-    return BatchExportProcessor(
+    return BatchSpanProcessor(
         exporter,
         max_queue_size=queue,
         schedule_delay_millis=_positive_int(env, "OTEL_BSP_SCHEDULE_DELAY"),
@@ -140,11 +139,10 @@ def batch_processor(exporter: SpanExporter, env: Mapping[str, str]) -> BatchExpo
     )
 
 
-def build_tracing(
+def build_tracer_provider(
     env: Mapping[str, str], span_exporter: SpanExporter | None = None
-) -> tuple[TracerProvider, list[SpanProcessor]] | None:
-    """The provider and the span processors added to it (``record.py`` hands
-    spans recorded after the fact to them directly); None when
+) -> TracerProvider | None:
+    """The provider with its span processors; None when
     ``OTEL_SDK_DISABLED=true`` (trace ids are then made up per request so
     ``X-Trace-Id`` still identifies it in logs)."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
@@ -157,11 +155,4 @@ def build_tracing(
         processors = exporter_processors(env)
     for processor in processors:
         provider.add_span_processor(processor)
-    return provider, processors
-
-
-def build_tracer_provider(
-    env: Mapping[str, str], span_exporter: SpanExporter | None = None
-) -> TracerProvider | None:
-    built = build_tracing(env, span_exporter)
-    return built[0] if built is not None else None
+    return provider

@@ -335,5 +335,5 @@ def test_providers_from_env() -> None:
     otlp = build_tracer_provider({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
     assert otlp is not None
     processors = otlp._active_span_processor._span_processors  # noqa: SLF001
-    assert [type(p).__name__ for p in processors] == ["BatchExportProcessor"]
+    assert [type(p).__name__ for p in processors] == ["BatchSpanProcessor"]
     otlp.shutdown()  # an unreachable collector must not hang or raise here
