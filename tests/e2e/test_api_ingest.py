@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import math
 
-import asyncpg
+from tests.support.orgs import stored_points
 
 INGEST = (
     "mutation($f: ID!, $p: [TelemetryPointInput!]!) { ingestTelemetry(flightId: $f, points: $p)"
@@ -26,19 +26,6 @@ async def _flight(a, reg: str, departed: str = "2026-06-01T10:00:00Z") -> str:
         {"a": d["createAircraft"]["id"], "t": departed},
     )
     return str(f["startFlight"]["id"])
-
-
-async def _stored(owner_dsn: str, flight_id: str) -> int:
-    conn = await asyncpg.connect(owner_dsn)
-    try:
-        return int(
-            await conn.fetchval(
-                "select count(*) from dbx_aviation.flight_telemetry where flight_id = $1::uuid",
-                flight_id,
-            )
-        )
-    finally:
-        await conn.close()
 
 
 def _points(n: int, start: dt.datetime) -> list[dict]:
@@ -60,7 +47,7 @@ async def test_same_batch_twice_is_stored_once(make_org, api, owner_dsn):
     assert first == {"accepted": 500, "duplicates": 0, "rejected": []}
     second = (await a.data(INGEST, {"f": fid, "p": pts + pts[:10]}))["ingestTelemetry"]
     assert second == {"accepted": 0, "duplicates": 510, "rejected": []}
-    assert await _stored(owner_dsn, fid) == 500
+    assert await stored_points(owner_dsn, fid) == 500
 
 
 async def test_mixed_batch_stores_exactly_the_good_points(make_org, api, owner_dsn):
@@ -79,7 +66,7 @@ async def test_mixed_batch_stores_exactly_the_good_points(make_org, api, owner_d
     assert "1970" in out["rejected"][1]["reason"]
     assert "future" in out["rejected"][2]["reason"]
     assert out["accepted"] == 96 and out["duplicates"] == 0
-    assert await _stored(owner_dsn, fid) == 96
+    assert await stored_points(owner_dsn, fid) == 96
 
 
 async def test_point_before_the_kept_months_is_rejected_per_point(make_org, api, owner_dsn):
@@ -92,7 +79,7 @@ async def test_point_before_the_kept_months_is_rejected_per_point(make_org, api,
     pts = _points(50, START) + [{"recordedAt": "1990-05-01T00:00:00Z", "altitudeM": 1}]
     out = (await a.data(INGEST, {"f": fid, "p": pts}))["ingestTelemetry"]
     assert out["accepted"] == 50 and [r["index"] for r in out["rejected"]] == [50]
-    assert await _stored(owner_dsn, fid) == 50
+    assert await stored_points(owner_dsn, fid) == 50
 
 
 async def test_ndjson_route(make_org, api, client, owner_dsn):
@@ -116,7 +103,7 @@ async def test_ndjson_route(make_org, api, client, owner_dsn):
         await client.post(f"/v1/flights/{fid}/telemetry", content=body, headers=headers)
     ).json()
     assert again["accepted"] == 0 and again["duplicates"] == 997
-    assert await _stored(owner_dsn, fid) == 997
+    assert await stored_points(owner_dsn, fid) == 997
     viewer = api(org, "viewer")
     r = await client.post(
         f"/v1/flights/{fid}/telemetry",
@@ -169,4 +156,4 @@ async def test_ndjson_stream_across_chunks_counts_repeats(make_org, api, client,
     body = "\n".join(json.dumps(p) for p in points + repeats) + "\n"
     out = (await client.post(f"/v1/flights/{fid}/telemetry", content=body, headers=headers)).json()
     assert (out["accepted"], out["duplicates"], out["rejected"]) == (n, 300, [])
-    assert await _stored(owner_dsn, fid) == n
+    assert await stored_points(owner_dsn, fid) == n

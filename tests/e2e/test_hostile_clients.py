@@ -57,7 +57,7 @@ from tests.e2e.conftest import (
     reset_peak_rss,
     rss_bytes,
 )
-from tests.support.orgs import OrgFactory, ScratchFactory, org_with_telemetry
+from tests.support.orgs import OrgFactory, ScratchFactory, org_with_telemetry, stored_points
 from tests.support.wait import wait_replicated
 
 # == api: Hostile clients of the GraphQL layer: messages quoting huge user
@@ -329,19 +329,6 @@ def _ndjson_lines(n: int, start: dt.datetime) -> bytes:
     )
 
 
-async def _stored_points(owner_dsn: str, flight_id: str) -> int:
-    conn = await asyncpg.connect(owner_dsn)
-    try:
-        return int(
-            await conn.fetchval(
-                "select count(*) from dbx_aviation.flight_telemetry where flight_id = $1::uuid",
-                flight_id,
-            )
-        )
-    finally:
-        await conn.close()
-
-
 def _primary_admin_dsn(stack: dict[str, Any]) -> str:
     return str(next(n for n in stack["nodes"] if n["role"] == "primary")["admin_dsn"])
 
@@ -473,7 +460,7 @@ async def test_item2_stalled_uploads_cost_the_database_nothing(
         for status, body in answers:
             assert status == 408, body
             assert orjson.loads(body)["errors"][0]["extensions"]["reason"] == "BODY_READ_TIMEOUT"
-        assert await _stored_points(owner_dsn, fid) == 0
+        assert await stored_points(owner_dsn, fid) == 0
     finally:
         for _, writer in uploads:
             writer.close()
@@ -614,7 +601,7 @@ async def test_item8_point_outside_kept_months_is_rejected_per_point(
     assert r.status_code == 200, r.text
     got = r.json()["data"]["ingestTelemetry"]
     assert got["accepted"] == 9 and [x["index"] for x in got["rejected"]] == [2]
-    assert await _stored_points(owner_dsn, fid) == 28
+    assert await stored_points(owner_dsn, fid) == 28
 
 
 async def test_item8_missing_partition_inside_kept_months_is_an_operator_fault(
@@ -676,7 +663,7 @@ async def test_item8_missing_partition_inside_kept_months_is_an_operator_fault(
         )
         assert r.status_code == 503, r.text
         assert r.json()["errors"][0]["extensions"]["code"] == "UNAVAILABLE"
-        assert await _stored_points(owner_dsn, fid) == 0
+        assert await stored_points(owner_dsn, fid) == 0
     finally:
         await owner.execute(
             "update dbx_aviation.organizations set telemetry_retention_days = 730 where id = $1",

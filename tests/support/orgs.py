@@ -46,3 +46,17 @@ async def org_with_telemetry(
         [(fl, t, org, ac) for t in at],
     )
     return org
+
+
+async def stored_points(owner_dsn: str, flight_id: str) -> int:
+    """Telemetry points stored for a flight, counted as the owner."""
+    conn = await asyncpg.connect(owner_dsn)
+    try:
+        return int(
+            await conn.fetchval(
+                "select count(*) from dbx_aviation.flight_telemetry where flight_id = $1::uuid",
+                flight_id,
+            )
+        )
+    finally:
+        await conn.close()
