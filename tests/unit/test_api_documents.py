@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from gateway.api import cursors
 from gateway.api.documents import DocumentCache
-from gateway.api.ingest import validate_point
 from gateway.api.schema import build_schema
+from gateway.api.telemetry_points import validate_point
 from gateway.config import Limits
 from gateway.errors import BadUserInput, QueryTooComplex
 
