@@ -2,7 +2,7 @@
 that does the raw asyncpg column's work over HTTP, measured by ``bench.run``
 as the *floor* column beside DBX, PostGraphile and raw asyncpg.
 
-Bare ASGI (no framework) served by ``gateway.app.serve`` like DBX: the same
+Bare ASGI (no framework) served by ``gateway.serving.serve`` like DBX: the same
 uvicorn, uvloop and httptools, workers on ``SO_REUSEPORT`` sockets. It
 reads DBX's request body, picks the raw column's SQL from the operation name
 and variables (Q2-Q6; Q1's cursors are opaque), runs it in the same tenant
@@ -37,9 +37,9 @@ import orjson
 from bench import raw
 from bench.queries import RAW_Q2, RAW_Q3
 from bench.servers import REPO, Server, free_port
-from gateway.app import serve
 from gateway.data.analytics import daily_stats_query
 from gateway.data.analytics_telemetry import TelemetryScope, stats_query
+from gateway.serving import serve
 
 QUERIES = ("Q2", "Q3", "Q4", "Q5", "Q6")  # those with a floor
 POOL = 8

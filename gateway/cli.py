@@ -51,7 +51,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.app import serve
+    from gateway.serving import serve
 
     _settings()  # fail fast with a clear message
     serve(host=args.host, port=args.port, workers=args.workers)

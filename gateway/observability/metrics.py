@@ -2,7 +2,7 @@
 
 One process: the families live in this ``GatewayMetrics``'s own registry
 (nothing module-level), and ``/metrics`` renders it. Several worker processes
-(``gateway.app.serve``): ``PROMETHEUS_MULTIPROC_DIR`` names a directory,
+(``gateway.serving.serve``): ``PROMETHEUS_MULTIPROC_DIR`` names a directory,
 emptied at each server start (``MultiprocessDir``), where every worker records
 into its own memory-mapped files; ``/metrics`` on any worker merges all the
 files, so a counter is the sum over the server's workers, exited ones
