@@ -23,6 +23,7 @@ from gateway.db.connection import TenantConnection
 from gateway.errors import Unavailable
 from tests.integration.dbx_fixtures import running, tuned
 from tests.support.analytics_data import replica_admin_dsns, wait_for_replicas
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -94,13 +95,8 @@ def principal(org_id: uuid.UUID) -> Principal:
     return Principal(org_id=org_id, subject="routing-test", roles=frozenset({"admin"}))
 
 
-async def wait_until(predicate: Any, timeout: float = 20.0, step: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError("condition not reached in time")
+async def wait_until(predicate: Any, timeout: float = 20.0) -> None:
+    await eventually(predicate, timeout_s=timeout, period_s=0.1)
 
 
 async def test_reads_and_analytics_run_on_replicas_writes_on_primary(
@@ -182,7 +178,11 @@ async def test_lagging_replica_is_skipped_and_tokens_always_read_your_writes(
                 await insert_aircraft(conn, org, f"LAG{i:04d}")
             await asyncio.sleep(0.05)
         await wait_until(lambda: (db.nodes[1].health.lag_s or 0) > 1.0, timeout=10)
-        await asyncio.sleep(3 * db.settings.probe_interval_s)
+        await eventually(
+            lambda: db.nodes[1] not in db.router.eligible_replicas(),
+            timeout_s=10,
+            what="the lagging replica_1 out of the read rotation",
+        )
         served = Counter([(await session.read(where))[0] for _ in range(50)])
         assert served["replica_1"] == 0, served
         assert served["replica_2"] > 0, served
@@ -207,9 +207,12 @@ async def test_analytics_refused_for_lag_look_again_once_the_replicas_caught_up(
             async with session.write() as conn:
                 await insert_aircraft(conn, org, f"RCK{i:04d}")
             await asyncio.sleep(0.05)
-        await asyncio.sleep(1.2)
-        await db.probe.probe_all()
-        assert all((n.health.lag_s or 0) > 1.0 for n in db.router.replicas)
+
+        async def both_lag() -> bool:
+            await db.probe.probe_all()
+            return all((n.health.lag_s or 0) > 1.0 for n in db.router.replicas)
+
+        await eventually(both_lag, timeout_s=10, what="both replicas lagging past 1 s")
         with pytest.raises(Unavailable):
             await session.analytics(where)
         for name in replicas:
