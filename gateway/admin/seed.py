@@ -156,8 +156,7 @@ async def seed_report(
             await wconn.close()
 
     # Two loaders overlap generating one organization's samples (Python) with
-    # the server storing another's: measured on a 2-core machine, 1M points took
-    # 18 s with one loader and 9.6 s with two; three were slower than two.
+    # the server storing another's; more only contend for the same cores.
     await asyncio.gather(*(worker() for _ in range(min(workers, todo.qsize()))))
     report.seconds = time.perf_counter() - t0
     return report
