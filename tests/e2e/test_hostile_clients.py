@@ -58,7 +58,7 @@ from tests.e2e.conftest import (
     rss_bytes,
 )
 from tests.support.orgs import OrgFactory, ScratchFactory, org_with_telemetry, stored_points
-from tests.support.wait import wait_replicated
+from tests.support.wait import eventually, wait_replicated
 
 # == api: Hostile clients of the GraphQL layer: messages quoting huge user
 # input (the suggestion stripping must stay linear), padded query texts
@@ -291,6 +291,16 @@ async def ingest_http(ingest_gateway: ServedGateway) -> AsyncIterator[httpx.Asyn
         yield c
 
 
+async def _post_ndjson(
+    c: httpx.AsyncClient, flight_id: str, bearer: str, body: bytes
+) -> httpx.Response:
+    return await c.post(
+        f"/v1/flights/{flight_id}/telemetry",
+        content=body,
+        headers={"authorization": f"Bearer {bearer}", "content-type": "application/x-ndjson"},
+    )
+
+
 async def _gql(c: httpx.AsyncClient, bearer: str, query: str, variables: Any = None) -> Any:
     r = await c.post(
         "/graphql",
@@ -378,13 +388,6 @@ async def _status_of(reader: asyncio.StreamReader, timeout_s: float) -> tuple[in
     except TimeoutError:
         return 0, b"no answer"
     return int(status_line.split()[1]), body
-
-
-async def _until_true(check: Callable[[], Any], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_item2_stalled_uploads_cost_the_database_nothing(
@@ -487,11 +490,7 @@ async def test_item3_millions_of_bad_lines_keep_memory_and_answer_small(
     reset_peak_rss(ingest_gateway.pid)
     t0 = time.monotonic()
     async with HealthWatch(ingest_gateway.url) as watch:
-        r = await ingest_http.post(
-            f"/v1/flights/{fid}/telemetry",
-            content=body,
-            headers={"authorization": f"Bearer {bearer}", "content-type": "application/x-ndjson"},
-        )
+        r = await _post_ndjson(ingest_http, fid, bearer, body)
     took = time.monotonic() - t0
     growth = peak_rss_bytes(ingest_gateway.pid) - base
     print(
@@ -535,11 +534,7 @@ async def test_item3_endless_line_is_bounded(
     reset_peak_rss(ingest_gateway.pid)
     t0 = time.monotonic()
     async with HealthWatch(ingest_gateway.url) as watch:
-        r = await ingest_http.post(
-            f"/v1/flights/{fid}/telemetry",
-            content=body(),
-            headers={"authorization": f"Bearer {bearer}", "content-type": "application/x-ndjson"},
-        )
+        r = await _post_ndjson(ingest_http, fid, bearer, body())
     took = time.monotonic() - t0
     growth = peak_rss_bytes(ingest_gateway.pid) - base
     print(
@@ -570,11 +565,7 @@ async def test_item8_point_outside_kept_months_is_rejected_per_point(
     fid = await _ingest_flight(ingest_http, bearer)
     lines = _ndjson_lines(20, HOSTILE_INGEST_START).splitlines()
     lines[4] = orjson.dumps({"recordedAt": "1975-03-01T00:00:00Z", "altitudeM": 5})
-    r = await ingest_http.post(
-        f"/v1/flights/{fid}/telemetry",
-        content=b"\n".join(lines) + b"\n",
-        headers={"authorization": f"Bearer {bearer}", "content-type": "application/x-ndjson"},
-    )
+    r = await _post_ndjson(ingest_http, fid, bearer, b"\n".join(lines) + b"\n")
     print(f"NDJSON with a 1975 point: {r.status_code} {r.text[:300]}")
     assert r.status_code == 200, r.text
     out = r.json()
@@ -640,18 +631,14 @@ async def test_item8_missing_partition_inside_kept_months_is_an_operator_fault(
         # more than two staging chunks, the gap month's point last
         lines = _ndjson_lines(2 * INGEST_CHUNK + 10, HOSTILE_INGEST_START).splitlines()
         lines[-1] = orjson.dumps({"recordedAt": "1972-03-01T00:00:00Z", "altitudeM": 5})
-        r = await ingest_http.post(
-            f"/v1/flights/{fid}/telemetry",
-            content=b"\n".join(lines) + b"\n",
-            headers={"authorization": f"Bearer {bearer}", "content-type": "application/x-ndjson"},
-        )
+        r = await _post_ndjson(ingest_http, fid, bearer, b"\n".join(lines) + b"\n")
         print(f"NDJSON with a point in a gap month: {r.status_code} {r.text[:300]}")
         assert r.status_code == 503, r.text
         err = r.json()["errors"][0]
         assert err["extensions"]["code"] == "UNAVAILABLE"
         assert "1972-03" in err["message"] and "partition" in err["message"]
         assert r.headers["retry-after"]
-        await _until_true(lambda: _more(metric, before), 5, "the missing-partition metric")
+        await eventually(lambda: _more(metric, before), 5, "the missing-partition metric")
         r = await ingest_http.post(
             "/graphql",
             json={
