@@ -27,6 +27,7 @@ import pytest
 
 from gateway.auth import mint_token
 from gateway.config import Settings, local_stack_dsns
+from tests.support.wait import eventually, eventually_sync
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -138,19 +139,20 @@ def serve_workers() -> Iterator[Callable[[int], ServedGateway]]:
         )
         started.append((proc, log))
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
+
+        def serving() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gateway exited at start; see {path}")
             try:
-                if (
+                return (
                     _listening(port) == workers
                     and httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-                ):
-                    return ServedGateway(url, proc.pid)
+                )
             except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gateway did not start; see {path}")
-            time.sleep(0.2)
+                return False
+
+        eventually_sync(serving, 60, f"the gateway serving (log: {path})", period_s=0.2)
+        return ServedGateway(url, proc.pid)
 
     yield start
     for proc, log in started:
@@ -390,10 +392,7 @@ async def replayed_lock(primary_dsn: str, replica_dsn: str, table: str) -> Async
             "select count(*) from pg_locks where relation = "
             f"'{table}'::regclass and mode = 'AccessExclusiveLock' and granted"
         )
-        deadline = time.monotonic() + 10
-        while not await count_on(replica_dsn, held):
-            assert time.monotonic() < deadline, "the replica did not replay the lock"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: count_on(replica_dsn, held), 10, "the replica replaying the lock")
         yield
     finally:
         await tx.rollback()

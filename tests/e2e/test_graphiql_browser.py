@@ -24,6 +24,8 @@ from urllib.parse import urlencode
 
 import httpx
 
+from tests.support.wait import eventually_sync
+
 SCREENSHOT = Path(tempfile.gettempdir()) / "dbx-graphiql.png"
 DEADLINE_S = 20.0
 
@@ -97,15 +99,14 @@ class Browser:
 
     def attach(self) -> None:
         """Attach to the page that chromium opened."""
-        deadline = time.monotonic() + DEADLINE_S
-        while True:
-            pages = [
+        pages = eventually_sync(
+            lambda: [
                 t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page"
-            ]
-            if pages:
-                break
-            assert time.monotonic() < deadline, "chromium opened no page"
-            time.sleep(0.05)
+            ],
+            DEADLINE_S,
+            "a page opened by chromium",
+            period_s=0.05,
+        )
         target = pages[0]["targetId"]
         self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)[
             "sessionId"
@@ -119,18 +120,14 @@ class Browser:
 
     def wait_for(self, expression: str, what: str) -> Any:
         """Poll a page expression until it is truthy; its value."""
-        deadline = time.monotonic() + DEADLINE_S
-        while True:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                shot = self.screenshot()
-                text = self.evaluate("document.body ? document.body.innerText.slice(0, 300) : ''")
-                raise AssertionError(
-                    f"timed out waiting for {what} (screenshot {shot}); the page says: {text!r}"
-                )
-            time.sleep(0.1)
+        try:
+            return eventually_sync(lambda: self.evaluate(expression), DEADLINE_S, what, 0.1)
+        except AssertionError:
+            shot = self.screenshot()
+            text = self.evaluate("document.body ? document.body.innerText.slice(0, 300) : ''")
+            raise AssertionError(
+                f"timed out waiting for {what} (screenshot {shot}); the page says: {text!r}"
+            ) from None
 
     def screenshot(self) -> Path:
         data = self.send("Page.captureScreenshot", format="png")["data"]

@@ -6,12 +6,14 @@ equal to the requests sent."""
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.wait import eventually
 
 REQUESTS = 400
 CONCURRENCY = 16
@@ -78,12 +80,17 @@ async def test_counters_hold_across_workers(
         return taken
 
     _, taken = await asyncio.gather(load(), scrapes())
-    deadline = time.monotonic() + 10
-    while True:  # the last requests' counts land as their responses end
+    # the last requests' counts land as their responses end; a scrape that
+    # never reaches them fails the equality below
+    final: dict[Series, float] = {}
+
+    async def counted() -> bool:
+        nonlocal final
         final = await scrape(url)
-        if value(final, *OPS) >= REQUESTS or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
+        return value(final, *OPS) >= REQUESTS
+
+    with contextlib.suppress(AssertionError):
+        await eventually(counted, 10, "every request counted", period_s=0.05)
     taken.append(final)
 
     drops = [

@@ -19,6 +19,7 @@ from gateway.db import Database
 from gateway.db.connection import TenantConnection
 from gateway.db.pools import detect_transaction_pooling
 from gateway.errors import GatewayError
+from tests.support.wait import eventually
 
 
 def direct_gateway_dsn() -> str:
@@ -102,12 +103,12 @@ async def test_a_transaction_left_idle_is_ended_by_the_server(
                 pid = await conn.fetchval("select pg_backend_pid()")
                 admin = await asyncpg.connect(stack["nodes"][0]["admin_dsn"])
                 try:
-                    deadline = asyncio.get_running_loop().time() + 10
-                    while await admin.fetchval(
-                        "select count(*) from pg_stat_activity where pid = $1", pid
-                    ):
-                        assert asyncio.get_running_loop().time() < deadline, "never ended"
-                        await asyncio.sleep(0.05)
+
+                    async def ended() -> bool:
+                        sql = "select count(*) = 0 from pg_stat_activity where pid = $1"
+                        return bool(await admin.fetchval(sql, pid))
+
+                    await eventually(ended, 10, "the idle transaction ended by the server")
                 finally:
                     await admin.close()
                 await conn.fetchval("select 1")  # the server ended it: this fails

@@ -34,6 +34,24 @@ async def eventually(
         await asyncio.sleep(period_s)
 
 
+def eventually_sync(
+    check: Callable[[], Any],
+    timeout_s: float = 10.0,
+    what: str = "the condition",
+    period_s: float = 0.02,
+) -> Any:
+    """``eventually`` for code outside an event loop (a subprocess starting,
+    a browser page, an exporter thread)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s} s (last: {value!r})")
+        time.sleep(period_s)
+
+
 async def wait_replicated(stack: dict[str, Any], timeout_s: float = 10) -> None:
     """Until every running replica has replayed the primary's current WAL."""
     nodes = stack["nodes"]

@@ -5,8 +5,7 @@ keep their times, parent and status (no database)."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -19,6 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway.config import Settings
 from gateway.observability import Observability
+from tests.support.wait import eventually_sync
 
 
 def make_settings() -> Settings:
@@ -65,15 +65,6 @@ def sink() -> Iterator[Sink]:
     yield s
     s.server.shutdown()
     s.server.server_close()
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def attrs(kvs: list[KeyValue]) -> dict[str, object]:
@@ -140,7 +131,8 @@ def test_batch_sizes_come_from_the_gateway_environment(sink: Sink) -> None:
     )
     for i in range(3):
         obs.tracer.start_span(f"s{i}").end()
-    assert wait_for(lambda: len(sink.spans()) >= 2, timeout_s=4.0)  # < BSP_DEFAULTS' 5 s delay
+    # sooner than BSP_DEFAULTS' 5 s delay
+    eventually_sync(lambda: len(sink.spans()) >= 2, 4.0, "two spans exported")
     assert [s.name for s in sink.spans()] == ["s0", "s1"]
     obs.shutdown()
     assert [s.name for s in sink.spans()] == ["s0", "s1", "s2"]
